@@ -1,0 +1,1 @@
+"""Cloud Function entry points: parse the trigger, call one service, shape the reply."""

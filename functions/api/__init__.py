@@ -1,0 +1,7 @@
+"""HTTP functions, one per route group; the first path segment after /api/v1 names the group."""
+
+# path segment after /api/v1 -> the Cloud Function target that serves it
+ROUTE_GROUPS: dict[str, str] = {
+    "health": "health",
+    "openapi.json": "openapi",
+}

@@ -1,0 +1,1 @@
+"""Event functions of the daily pipeline (Pub/Sub pushes and Cloud Tasks)."""

@@ -1,0 +1,24 @@
+"""Every Cloud Function target, re-exported from functions/ (each deploys with entry_point=<name>).
+
+Targets load lazily: Cloud Functions imports this file for every target, and a target must load only
+its own module (a provider's cold start never pays for another provider's code).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# target name -> module under functions/ that defines it
+TARGETS: dict[str, str] = {
+    "health": "functions.api.health",
+    "openapi": "functions.api.openapi",
+}
+
+__all__ = list(TARGETS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in TARGETS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(TARGETS[name]), name)

@@ -1,0 +1,54 @@
+"""Domain exceptions every layer raises; shared/http/errors.py alone maps them to HTTP replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every error a use case may raise on purpose; `details` must never hold a secret."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ValidationFailed(DomainError):
+    """The input is malformed or breaks a rule (422)."""
+
+
+class AuthenticationFailed(DomainError):
+    """No valid credentials were presented (401)."""
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this (403)."""
+
+
+class NotFound(DomainError):
+    """The resource does not exist or belongs to someone else (404)."""
+
+
+class Gone(DomainError):
+    """The route or resource existed and was retired on purpose (410)."""
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state (409)."""
+
+
+class RateLimited(DomainError):
+    """Too many requests; `retry_after` is in seconds (429)."""
+
+    def __init__(self, message: str, retry_after: int, details: dict[str, Any] | None = None):
+        super().__init__(message, details)
+        self.retry_after = retry_after
+
+
+class DependencyUnavailable(DomainError):
+    """A dependency (database, pubsub, cloud_tasks, a provider) cannot be reached (503)."""
+
+    def __init__(self, dependency: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message, {"dependency": dependency, **(details or {})})
+        self.dependency = dependency

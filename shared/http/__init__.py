@@ -1,0 +1,1 @@
+"""The HTTP layer every API function shares: envelope, errors, routing, CORS, pagination, OpenAPI."""

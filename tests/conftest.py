@@ -1,0 +1,140 @@
+"""Suite-wide fixtures: test settings, one migrated PostgreSQL database per run, function clients."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Set before anything reads settings: the suite never sees a developer's .env or real services.
+TEST_ENV = {
+    "COINFRS_ENV_FILE": "",
+    "ENVIRONMENT": "test",
+    "SECRET_KEY": "test-secret-key-" + "k" * 32,
+    "ENCRYPTION_KEY": base64.b64encode(b"t" * 32).decode(),
+    "BUS": "local",
+    "CORS_ORIGINS": "https://app.coinfrs.test",
+    "LOG_LEVEL": "INFO",
+}
+for _name in ("SENTRY_DSN", "KMS_KEY_NAME", "INSTANCE_CONNECTION_NAME", "SECRETS_BACKEND",
+              "PUBSUB_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST", "DATABASE_URL"):
+    os.environ.pop(_name, None)
+os.environ.update(TEST_ENV)
+
+
+def _reset_caches() -> None:
+    from shared.config import get_settings
+    from shared.db import engine
+
+    get_settings.cache_clear()
+    if engine.get_engine.cache_info().currsize:
+        engine.get_engine().dispose()
+    engine.get_engine.cache_clear()
+    engine._session_factory.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A PostgreSQL server: TEST_DATABASE_URL's, else a private embedded one under .local/."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    from infra.local.postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres(ROOT / ".local" / "test-postgres")
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def create_database(server_url: str, name: str) -> str:
+    """Create database `name` on the server of `server_url`; return its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def fresh_database(postgres_server_url: str) -> Iterator[Callable[[], str]]:
+    """A factory of empty throwaway databases on the test server, all dropped at the end."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"coinfrs_test_{uuid.uuid4().hex[:12]}"
+        made.append(name)
+        return create_database(postgres_server_url, name)
+
+    yield make
+    for name in made:
+        drop_database(postgres_server_url, name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_url(fresh_database) -> Iterator[str]:
+    """This run's own database, migrated to head; DATABASE_URL points at it for every test."""
+    from sqlalchemy import create_engine
+
+    from shared.db import migrate
+
+    url = fresh_database()
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    os.environ["DATABASE_URL"] = url
+    _reset_caches()
+    yield url
+    _reset_caches()
+
+
+@pytest.fixture
+def engine(database_url: str):
+    from shared.db.engine import get_engine
+
+    return get_engine()
+
+
+def function_client(target: str):
+    """A test client for one Cloud Function target, loaded from main.py as the runtime does."""
+    import functions_framework
+
+    return functions_framework.create_app(target, str(ROOT / "main.py")).test_client()
+
+
+@pytest.fixture(scope="session")
+def api_app(database_url: str):
+    """Every function target behind the local dev server's dispatcher (WSGI, in-process)."""
+    from infra.local.devserver import build_app
+
+    return build_app()
+
+
+@pytest.fixture
+def api(api_app):
+    """A client of the whole API at /api/v1 (and /functions/<target>/)."""
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+
+    return Client(api_app, Response)

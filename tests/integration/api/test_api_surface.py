@@ -1,0 +1,43 @@
+"""The whole API behind the dev server: envelope on every failure, a valid OpenAPI document."""
+
+from __future__ import annotations
+
+import pytest
+from openapi_spec_validator import validate
+
+from main import TARGETS
+
+
+def test_openapi_is_a_valid_3_1_document(api):
+    response = api.get("/api/v1/openapi.json")
+    document = response.get_json()
+    assert response.status_code == 200
+    assert "success" not in document  # bare, no envelope
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+    assert {"/health/", "/health/db", "/health/queue", "/openapi.json"} <= set(document["paths"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/api/v1/no-such-group/", 404, "NOT_FOUND"),
+        ("GET", "/api/v1/health/nope", 404, "NOT_FOUND"),
+        ("DELETE", "/api/v1/health/", 405, "METHOD_NOT_ALLOWED"),
+        ("POST", "/api/v1/openapi.json", 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/elsewhere", 404, "NOT_FOUND"),
+    ],
+)
+def test_errors_are_envelopes(api, method, path, status, code):
+    response = api.open(path, method=method)
+    body = response.get_json()
+    assert response.status_code == status
+    assert body["success"] is False
+    assert body["error"]["code"] == code
+    assert body["meta"]["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_every_target_is_reachable_under_functions(api):
+    for target in TARGETS:
+        assert api.get(f"/functions/{target}/").status_code != 502
+    assert api.get("/functions/unknown/").status_code == 404
