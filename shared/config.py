@@ -164,9 +164,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} is not an http(s) URL")
         return value
 
-    @field_validator(
-        "binance_spot_url", "binance_usdm_url", "binance_coinm_url", "fireblocks_url"
-    )
+    @field_validator("binance_spot_url", "binance_usdm_url", "binance_coinm_url", "fireblocks_url")
     @classmethod
     def _host_root(cls, value: str) -> str:
         value = value.rstrip("/")
@@ -219,7 +217,9 @@ class Settings(BaseSettings):
             if self.bus != "gcp":
                 problems.append("BUS must be gcp in production")
             if not (self.database_url or self.instance_connection_name):
-                problems.append("DATABASE_URL or INSTANCE_CONNECTION_NAME is required in production")
+                problems.append(
+                    "DATABASE_URL or INSTANCE_CONNECTION_NAME is required in production"
+                )
         elif not self.kms_key_name and not self.encryption_key:
             problems.append("ENCRYPTION_KEY (or KMS_KEY_NAME) is required")
         if problems:

@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: test settings, one migrated PostgreSQL database per run, function clients."""
+"""Suite-wide fixtures: test settings, one migrated database per run, function clients."""
 
 from __future__ import annotations
 
@@ -22,8 +22,15 @@ TEST_ENV = {
     "CORS_ORIGINS": "https://app.coinfrs.test",
     "LOG_LEVEL": "INFO",
 }
-for _name in ("SENTRY_DSN", "KMS_KEY_NAME", "INSTANCE_CONNECTION_NAME", "SECRETS_BACKEND",
-              "PUBSUB_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST", "DATABASE_URL"):
+for _name in (
+    "SENTRY_DSN",
+    "KMS_KEY_NAME",
+    "INSTANCE_CONNECTION_NAME",
+    "SECRETS_BACKEND",
+    "PUBSUB_EMULATOR_HOST",
+    "CLOUD_TASKS_EMULATOR_HOST",
+    "DATABASE_URL",
+):
     os.environ.pop(_name, None)
 os.environ.update(TEST_ENV)
 

@@ -41,7 +41,10 @@ def liveness(call: Call) -> Liveness:
 
 
 @router.get(
-    "/health/db", "The database answers and is migrated", response=DatabaseHealth, auth=False,
+    "/health/db",
+    "The database answers and is migrated",
+    response=DatabaseHealth,
+    auth=False,
     errors=(503,),
 )
 def database(call: Call) -> DatabaseHealth:
@@ -49,7 +52,10 @@ def database(call: Call) -> DatabaseHealth:
 
 
 @router.get(
-    "/health/queue", "Pub/Sub and Cloud Tasks accept work", response=QueueHealth, auth=False,
+    "/health/queue",
+    "Pub/Sub and Cloud Tasks accept work",
+    response=QueueHealth,
+    auth=False,
     errors=(503,),
 )
 def queue(call: Call) -> QueueHealth:

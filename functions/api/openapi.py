@@ -25,7 +25,9 @@ def document() -> dict[str, Any]:
     return build_document(ROUTERS, version=__version__)
 
 
-@router.get("/openapi.json", "The OpenAPI 3.1 document of this API", response=dict, auth=False, raw=True)
+@router.get(
+    "/openapi.json", "The OpenAPI 3.1 document of this API", response=dict, auth=False, raw=True
+)
 def openapi_document(call: Call) -> dict[str, Any]:
     return document()
 

@@ -47,7 +47,9 @@ class DevServer:
             self._apps[target] = functions_framework.create_app(target, str(MAIN))
         return self._apps[target]
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO", "")
         if path.startswith(API_PREFIX + "/"):
             group = path[len(API_PREFIX) + 1 :].split("/", 1)[0]

@@ -154,7 +154,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.local.stack")
     parser.add_argument("mode", choices=["serve", "run", "migrate"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
-    parser.add_argument("--once", action="store_true", help="stop after printing ready (smoke test)")
+    parser.add_argument(
+        "--once", action="store_true", help="stop after printing ready (smoke test)"
+    )
     args = parser.parse_args(argv)
     from shared.config import ConfigurationError
 

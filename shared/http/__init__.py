@@ -1,1 +1,1 @@
-"""The HTTP layer every API function shares: envelope, errors, routing, CORS, pagination, OpenAPI."""
+"""The HTTP layer every API function shares: envelope, errors, routing, CORS, OpenAPI."""

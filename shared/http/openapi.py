@@ -76,9 +76,7 @@ def _schema_of(annotation: Any, mode: str, refs: Refs) -> dict[str, Any]:
     raise TypeError(f"cannot describe {annotation!r} in OpenAPI")
 
 
-def _operation(
-    route: Route, group: str, definitions: dict[str, Any], refs: Refs
-) -> dict[str, Any]:
+def _operation(route: Route, group: str, definitions: dict[str, Any], refs: Refs) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {
             "name": name,
@@ -104,7 +102,11 @@ def _operation(
                 }
             )
     if route.raw:
-        success = {"content": {"application/json": {"schema": _schema_of(route.response, "serialization", refs)}}}
+        success = {
+            "content": {
+                "application/json": {"schema": _schema_of(route.response, "serialization", refs)}
+            }
+        }
     else:
         data = _schema_of(route.response, "serialization", refs)
         success = {
@@ -165,7 +167,9 @@ def _operation(
     return operation
 
 
-def build_document(routers: Iterable[Router], *, version: str, server_url: str = API_PREFIX) -> dict[str, Any]:
+def build_document(
+    routers: Iterable[Router], *, version: str, server_url: str = API_PREFIX
+) -> dict[str, Any]:
     """The whole API as one OpenAPI 3.1 document."""
     routers = list(routers)
     keys: dict[tuple[type[BaseModel], str], None] = {}

@@ -41,7 +41,9 @@ def decode_cursor(cursor: str, kinds: Sequence[type]) -> tuple[Any, ...]:
             raise ValueError
         return tuple(_DECODERS[kind](value) for kind, value in zip(kinds, values, strict=True))
     except (ValueError, TypeError, KeyError, binascii.Error, ArithmeticError):
-        raise ValidationFailed("cursor is not valid", {"cursor": "not a cursor of this list"}) from None
+        raise ValidationFailed(
+            "cursor is not valid", {"cursor": "not a cursor of this list"}
+        ) from None
 
 
 def paginate(

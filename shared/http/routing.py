@@ -100,7 +100,9 @@ class Router:
         self.routes: list[Route] = []
         self._authenticator = authenticator
 
-    def route(self, method: str, path: str, summary: str, **options: Any) -> Callable[[Handler], Handler]:
+    def route(
+        self, method: str, path: str, summary: str, **options: Any
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(method.upper(), path, handler, summary, **options))
             return handler

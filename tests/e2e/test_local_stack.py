@@ -38,7 +38,11 @@ def stack(tmp_path_factory):
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.local.stack", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     lines: list[str] = []
@@ -54,7 +58,12 @@ def stack(tmp_path_factory):
     if not ready.wait(90):
         process.kill()
         pytest.fail("the stack never printed ready:\n" + "".join(lines[-40:]))
-    yield {"process": process, "lines": lines, "api": f"http://127.0.0.1:{port}/api/v1", "home": home}
+    yield {
+        "process": process,
+        "lines": lines,
+        "api": f"http://127.0.0.1:{port}/api/v1",
+        "home": home,
+    }
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
 
@@ -87,7 +96,8 @@ def test_errors_over_http_are_envelopes(stack):
     assert unknown_field.json()["error"]["details"]["unknown_fields"] == ["query.verbose"]
     wrong_method = httpx.post(f"{api}/health/", content=b"{not json")
     assert (wrong_method.status_code, wrong_method.json()["error"]["code"]) == (
-        405, "METHOD_NOT_ALLOWED",
+        405,
+        "METHOD_NOT_ALLOWED",
     )
 
 

@@ -15,7 +15,9 @@ def _format(record: logging.LogRecord) -> dict:
 def test_a_line_has_severity_time_and_the_request_id():
     token = request_id_var.set("req-42")
     try:
-        record = logging.makeLogRecord({"msg": "hello %s", "args": ("there",), "levelname": "WARNING"})
+        record = logging.makeLogRecord(
+            {"msg": "hello %s", "args": ("there",), "levelname": "WARNING"}
+        )
         line = _format(record)
     finally:
         request_id_var.reset(token)

@@ -9,7 +9,7 @@ from shared.db.models import Base
 target_metadata = Base.metadata
 
 
-def _run(connection) -> None:  # noqa: ANN001 - alembic's own signature
+def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -1,4 +1,4 @@
-"""Staging: migrations build it, the database refuses to rewrite raw payloads, re-ingest is a no-op."""
+"""Staging: migrations build it, the database refuses raw payload rewrites, re-ingest is a no-op."""
 
 from __future__ import annotations
 
@@ -32,9 +32,7 @@ def _insert_raw(connection, model, data_source_id, source_raw_id="t-1", payload=
             source_raw_id=source_raw_id,
             raw_payload=payload or {"id": 1, "qty": "0.00012000"},
         )
-        .on_conflict_do_nothing(
-            index_elements=["data_source_id", "record_type", "source_raw_id"]
-        )
+        .on_conflict_do_nothing(index_elements=["data_source_id", "record_type", "source_raw_id"])
         .returning(model.id)
     )
     return connection.execute(statement).scalar()
@@ -68,8 +66,9 @@ def test_models_and_migrations_agree(engine):
                 "include_schemas": True,
                 "compare_type": True,
                 "compare_server_default": True,
-                "include_name": lambda name, kind, _parent: kind != "schema"
-                or name in ("staging", "canonical"),
+                "include_name": lambda name, kind, _parent: (
+                    kind != "schema" or name in ("staging", "canonical")
+                ),
             },
         )
         assert compare_metadata(context, Base.metadata) == []
@@ -133,20 +132,23 @@ def test_reingesting_a_record_is_a_no_op(engine, model):
         ).scalar()
     assert first is not None and again is None and count == 1
     # Without ON CONFLICT the unique key refuses the duplicate outright.
-    with pytest.raises(IntegrityError):
-        with engine.begin() as connection:
-            connection.execute(
-                RawBinanceData.__table__.insert().values(
-                    data_source_id=source, record_type="spot_trade", source_raw_id="dup",
-                    raw_payload={},
-                )
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(
+            RawBinanceData.__table__.insert().values(
+                data_source_id=source,
+                record_type="spot_trade",
+                source_raw_id="dup",
+                raw_payload={},
             )
-            connection.execute(
-                RawBinanceData.__table__.insert().values(
-                    data_source_id=source, record_type="spot_trade", source_raw_id="dup",
-                    raw_payload={},
-                )
+        )
+        connection.execute(
+            RawBinanceData.__table__.insert().values(
+                data_source_id=source,
+                record_type="spot_trade",
+                source_raw_id="dup",
+                raw_payload={},
             )
+        )
 
 
 @pytest.mark.parametrize("model", SNAPSHOTS)
@@ -165,7 +167,9 @@ def test_snapshot_balances_are_immutable(engine, model):
     with pytest.raises(DBAPIError, match="raw provider data is immutable"):
         with engine.begin() as connection:
             connection.execute(
-                update(model).where(model.id == row).values(balances=[{"asset": "BTC", "free": "2"}])
+                update(model)
+                .where(model.id == row)
+                .values(balances=[{"asset": "BTC", "free": "2"}])
             )
     with engine.begin() as connection:  # soft delete stays possible
         connection.execute(update(model).where(model.id == row).values(deleted_at=func.now()))
@@ -179,9 +183,12 @@ def test_migrations_downgrade_and_upgrade_cleanly(fresh_database):
         migrate.downgrade(engine, "base")
         assert migrate.current(engine) is None
         with engine.connect() as connection:
-            assert connection.execute(
-                text("SELECT count(*) FROM pg_namespace WHERE nspname = 'staging'")
-            ).scalar() == 0
+            assert (
+                connection.execute(
+                    text("SELECT count(*) FROM pg_namespace WHERE nspname = 'staging'")
+                ).scalar()
+                == 0
+            )
         migrate.upgrade(engine)
         assert migrate.current(engine) == migrate.head()
     finally:

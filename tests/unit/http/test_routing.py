@@ -13,9 +13,9 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
 from shared import errors
+from shared.http.envelope import Page, Reply
 from shared.http.models import PageQuery, ReplyModel, RequestModel
 from shared.http.routing import MAX_BODY_BYTES, Call, Router
-from shared.http.envelope import Page, Reply
 
 router = Router("things")
 
@@ -79,9 +79,7 @@ def _json(response) -> dict:
 
 
 def test_success_is_an_envelope_with_decimal_strings(client):
-    response = client.post(
-        "/api/v1/things/", json={"data": {"name": "x", "amount": "0.00012000"}}
-    )
+    response = client.post("/api/v1/things/", json={"data": {"name": "x", "amount": "0.00012000"}})
     body = _json(response)
     assert response.status_code == 201
     assert body["success"] is True

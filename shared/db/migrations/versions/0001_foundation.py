@@ -34,8 +34,12 @@ SNAPSHOT_IMMUTABLE = (
 def _base_columns() -> list[sa.Column]:
     return [
         sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("created_by", sa.Uuid(), nullable=True),
         sa.Column("updated_by", sa.Uuid(), nullable=True),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
@@ -93,7 +97,12 @@ def upgrade() -> None:
             sa.Column("record_type", sa.String(64), nullable=False),
             sa.Column("source_raw_id", sa.String(256), nullable=False),
             sa.Column("raw_payload", postgresql.JSONB(), nullable=False),
-            sa.Column("ingested_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+            sa.Column(
+                "ingested_at",
+                sa.DateTime(timezone=True),
+                server_default=sa.func.now(),
+                nullable=False,
+            ),
             sa.Column(
                 "processing_status",
                 postgresql.ENUM(name="processing_status", schema="staging", create_type=False),
@@ -126,7 +135,12 @@ def upgrade() -> None:
             sa.Column("sub_account_id", sa.String(256), nullable=True),
             sa.Column("snapshot_timestamp", sa.DateTime(timezone=True), nullable=False),
             sa.Column("balances", postgresql.JSONB(), nullable=False),
-            sa.Column("ingested_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+            sa.Column(
+                "ingested_at",
+                sa.DateTime(timezone=True),
+                server_default=sa.func.now(),
+                nullable=False,
+            ),
             sa.PrimaryKeyConstraint("id", name=f"pk_{table}"),
             schema="staging",
         )
