@@ -93,19 +93,20 @@ def configure_sentry(dsn: str | None, environment: str) -> None:
         return
     import sentry_sdk
 
-    def scrub(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
-        request = event.get("request") or {}
-        for field in ("data", "cookies", "headers", "query_string"):
-            request.pop(field, None)
-        return redact(event)
-
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
-        send_default_pii=False,
         include_local_variables=False,
-        before_send=scrub,
+        before_send=scrub_event,
     )
+
+
+def scrub_event(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:
+    """What Sentry may receive of an event: no request body, cookies, headers or secret fields."""
+    request = event.get("request") or {}
+    for field in ("data", "cookies", "headers", "query_string"):
+        request.pop(field, None)
+    return redact(event)
 
 
 def capture_exception(error: BaseException) -> None:

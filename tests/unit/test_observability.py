@@ -61,3 +61,35 @@ def test_exceptions_carry_their_stack_trace():
 
         record = logging.makeLogRecord({"msg": "failed", "exc_info": sys.exc_info()})
     assert "ValueError: boom" in _format(record)["stack_trace"]
+
+
+def test_sentry_events_lose_bodies_headers_and_secret_fields():
+    from shared.observability import scrub_event
+
+    event = {
+        "request": {"url": "/api/v1/x", "data": "{...}", "headers": {"Cookie": "c"}, "cookies": {}},
+        "extra": {"api_secret": "s", "job": "j"},
+    }
+    assert scrub_event(event, {}) == {
+        "request": {"url": "/api/v1/x"},
+        "extra": {"api_secret": "[redacted]", "job": "j"},
+    }
+
+
+def test_sentry_starts_only_with_a_dsn():
+    import sentry_sdk
+
+    from shared.observability import configure_sentry, scrub_event
+
+    configure_sentry(None, "test")
+    assert not sentry_sdk.get_client().is_active()
+    configure_sentry("https://public@127.0.0.1:9/1", "test")
+    try:
+        client = sentry_sdk.get_client()
+        assert client.is_active()
+        assert client.options["include_local_variables"] is False
+        assert client.options["before_send"] is scrub_event
+        assert client.options["environment"] == "test"
+    finally:
+        client.close(timeout=0)
+        sentry_sdk.init()  # back to the inactive client

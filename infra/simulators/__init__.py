@@ -1,0 +1,1 @@
+"""Deterministic stand-ins for Binance, Fireblocks and Google's OIDC endpoints."""

@@ -1,0 +1,1 @@
+"""Lots, cost-basis methods, pricing and PnL: pure functions over Decimal."""

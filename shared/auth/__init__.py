@@ -1,0 +1,1 @@
+"""JWT sessions, email OTP and Google sign-in (the identity issue)."""

@@ -1,0 +1,1 @@
+"""Envelope encryption of credentials under KMS-wrapped keys (the data-sources issue)."""

@@ -1,0 +1,1 @@
+"""Providers, data-source-first: common/ base classes and registry, one folder per provider."""

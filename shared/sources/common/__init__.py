@@ -1,0 +1,1 @@
+"""Base classes and the registry every provider builds on."""
