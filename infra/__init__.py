@@ -1,0 +1,1 @@
+"""Infrastructure code that is not deployed with the functions: local stack and simulators."""

@@ -1,0 +1,1 @@
+"""Local development stack: private stand-ins for the cloud services Coinfrs uses."""
