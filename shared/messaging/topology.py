@@ -1,4 +1,4 @@
-"""The names of every Pub/Sub topic and Cloud Tasks queue the code uses (Terraform declares each)."""
+"""Every Pub/Sub topic and Cloud Tasks queue name the code uses (Terraform declares each)."""
 
 from __future__ import annotations
 
