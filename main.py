@@ -11,6 +11,10 @@ from typing import Any
 
 # target name -> module under functions/ that defines it
 TARGETS: dict[str, str] = {
+    "auth": "functions.api.auth",
+    "users": "functions.api.users",
+    "portfolios": "functions.api.portfolios",
+    "entities": "functions.api.entities",
     "health": "functions.api.health",
     "openapi": "functions.api.openapi",
 }

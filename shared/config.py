@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 # `SECRETS_BACKEND=secret_manager` reads from Secret Manager when the environment lacks them.
 SECRET_FIELDS = (
     "secret_key",
+    "secret_key_previous",
     "encryption_key",
     "google_client_secret",
     "db_pass",
@@ -116,6 +117,8 @@ class Settings(BaseSettings):
     db_private_ip: bool = False
 
     secret_key: str = Field(min_length=32, repr=False)
+    # Keys retired by a rotation: tokens they signed stay valid until they expire.
+    secret_key_previous: CsvList = Field(default=[], repr=False)
     encryption_key: str | None = Field(default=None, repr=False)
     kms_key_name: str | None = None
     secrets_backend: Literal["env", "secret_manager"] = "env"
@@ -133,6 +136,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
 
     cors_origins: CsvList = []
+    # Proxies in front of the functions that append to X-Forwarded-For (Google's load balancer
+    # and Cloud Run's front end: 2); 0 trusts only the socket peer (local development).
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
     sentry_dsn: str | None = Field(default=None, repr=False)
 
     bus: Literal["local", "gcp"] = "local"
@@ -151,7 +157,7 @@ class Settings(BaseSettings):
 
     snapshot_grace: timedelta = timedelta(hours=6)
 
-    @field_validator("oauth_redirect_uris", "cors_origins", mode="before")
+    @field_validator("oauth_redirect_uris", "cors_origins", "secret_key_previous", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         return _csv(value)
@@ -274,6 +280,20 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._bus: Any = None
+
+    @functools.cached_property
+    def tokens(self) -> Any:
+        """Signs and verifies access tokens with SECRET_KEY (and the retired keys)."""
+        from shared.auth.tokens import TokenSigner
+
+        return TokenSigner(self.settings.secret_key, self.settings.secret_key_previous)
+
+    @functools.cached_property
+    def mailer(self) -> Any:
+        """Outgoing mail over SMTP (a relay in production, the local sink in development)."""
+        from shared.mail import SmtpMailer
+
+        return SmtpMailer(self.settings)
 
     @property
     def bus(self) -> Any:

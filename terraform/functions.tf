@@ -12,6 +12,47 @@ locals {
   #                sign tasks as the tasks service account.
   #   secrets      Secret Manager secrets (secrets.tf) mounted as environment variables.
   functions = {
+    # Sign-in: email OTP over SMTP, Google's OAuth code flow; mints sessions.
+    auth = {
+      entry_point   = "auth"
+      kind          = "http"
+      invoked_by    = []
+      memory        = "256M"
+      timeout       = 30
+      max_instances = 10
+      roles         = ["roles/cloudsql.client"]
+      secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN", "GOOGLE_CLIENT_SECRET", "SMTP_PASSWORD"]
+    }
+    users = {
+      entry_point   = "users"
+      kind          = "http"
+      invoked_by    = []
+      memory        = "256M"
+      timeout       = 30
+      max_instances = 10
+      roles         = ["roles/cloudsql.client"]
+      secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
+    }
+    portfolios = {
+      entry_point   = "portfolios"
+      kind          = "http"
+      invoked_by    = []
+      memory        = "256M"
+      timeout       = 30
+      max_instances = 10
+      roles         = ["roles/cloudsql.client"]
+      secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
+    }
+    entities = {
+      entry_point   = "entities"
+      kind          = "http"
+      invoked_by    = []
+      memory        = "256M"
+      timeout       = 30
+      max_instances = 10
+      roles         = ["roles/cloudsql.client"]
+      secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
+    }
     health = {
       entry_point   = "health"
       kind          = "http"
@@ -41,6 +82,10 @@ locals {
   # Mirrors ROUTE_GROUPS of functions/api/__init__.py, which names the function's entry point
   # (tests/unit/terraform keeps them equal). A new HTTP function adds its segments here.
   api_route_groups = {
+    "auth"         = "auth"
+    "users"        = "users"
+    "portfolios"   = "portfolios"
+    "entities"     = "entities"
     "health"       = "health"
     "openapi.json" = "openapi"
   }

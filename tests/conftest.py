@@ -145,3 +145,31 @@ def api(api_app):
     from werkzeug.wrappers import Response
 
     return Client(api_app, Response)
+
+
+class SignedInUser:
+    """A user with a live session: `headers` carry its access token, `refresh_token` its cookie."""
+
+    def __init__(self, email: str) -> None:
+        from shared.config import bootstrap
+        from shared.db.engine import unit_of_work
+        from shared.services.auth import sign_in
+
+        runtime = bootstrap()
+        with unit_of_work() as db:
+            session = sign_in(db, runtime.settings, runtime.tokens, email)
+            self.id = session.user.id
+        self.email = email
+        self.access_token = session.access_token
+        self.refresh_token = session.refresh_token
+        self.headers = {"Authorization": f"Bearer {session.access_token}"}
+
+
+@pytest.fixture
+def sign_in_user(database_url: str) -> Callable[[str | None], SignedInUser]:
+    """Signs in (creating on first use) a user by email, as a completed OTP or Google sign-in."""
+
+    def make(email: str | None = None) -> SignedInUser:
+        return SignedInUser(email or f"user-{uuid.uuid4().hex[:8]}@example.com")
+
+    return make

@@ -2,6 +2,10 @@
 
 # path segment after /api/v1 -> the Cloud Function target that serves it
 ROUTE_GROUPS: dict[str, str] = {
+    "auth": "auth",
+    "users": "users",
+    "portfolios": "portfolios",
+    "entities": "entities",
     "health": "health",
     "openapi.json": "openapi",
 }

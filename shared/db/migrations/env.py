@@ -7,6 +7,7 @@ from alembic import context
 from shared.db.models import Base
 
 target_metadata = Base.metadata
+SCHEMAS = ("staging", "canonical")
 
 
 def _run(connection) -> None:
@@ -14,6 +15,8 @@ def _run(connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         include_schemas=True,
+        # Our schemas only: public holds nothing of ours but alembic_version.
+        include_name=lambda name, kind, _parent: kind != "schema" or name in SCHEMAS,
         version_table_schema="public",
         transaction_per_migration=True,
     )

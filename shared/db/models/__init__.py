@@ -1,6 +1,8 @@
 """Every table, imported here so Alembic and the tests see the whole metadata."""
 
 from shared.db.models.base import Base
+from shared.db.models.identity import OAuthState, OtpCode, RefreshToken, User, UserIdentity
+from shared.db.models.ownership import Entity, Portfolio
 from shared.db.models.staging import (
     ProcessingStatus,
     RawBinanceData,
@@ -11,9 +13,16 @@ from shared.db.models.staging import (
 
 __all__ = [
     "Base",
+    "Entity",
+    "OAuthState",
+    "OtpCode",
+    "Portfolio",
     "ProcessingStatus",
     "RawBinanceData",
     "RawBinancePositionSnapshot",
     "RawFireblocksData",
     "RawFireblocksPositionSnapshot",
+    "RefreshToken",
+    "User",
+    "UserIdentity",
 ]
