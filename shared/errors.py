@@ -52,3 +52,15 @@ class DependencyUnavailable(DomainError):
     def __init__(self, dependency: str, message: str, details: dict[str, Any] | None = None):
         super().__init__(message, {"dependency": dependency, **(details or {})})
         self.dependency = dependency
+
+
+class ProviderRefused(ValidationFailed):
+    """The provider rejected the credentials, or they carry a write permission (422)."""
+
+
+class ProviderUnavailable(DependencyUnavailable):
+    """The provider is down, timing out or rate limiting us; nothing was stored (503)."""
+
+    def __init__(self, provider: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(provider, message, details)
+        self.provider = provider

@@ -173,3 +173,34 @@ def sign_in_user(database_url: str) -> Callable[[str | None], SignedInUser]:
         return SignedInUser(email or f"user-{uuid.uuid4().hex[:8]}@example.com")
 
     return make
+
+
+@pytest.fixture
+def make_data_source(database_url: str, sign_in_user) -> Callable[..., uuid.UUID]:
+    """Inserts a data source (and the user, portfolio and entity it needs); returns its id.
+
+    For tests of the layers below the API (staging, ETL): no credentials are sealed."""
+    from shared.db.engine import unit_of_work
+    from shared.db.models import DataSource, DataSourceStatus, Entity, Portfolio
+
+    def make(type: str = "binance", owner: SignedInUser | None = None) -> uuid.UUID:
+        owner = owner or sign_in_user()
+        with unit_of_work() as db:
+            portfolio = Portfolio(owner_id=owner.id, name=f"p-{uuid.uuid4().hex[:8]}")
+            db.add(portfolio)
+            db.flush()
+            entity = Entity(owner_id=owner.id, portfolio_id=portfolio.id, name="e")
+            db.add(entity)
+            db.flush()
+            source = DataSource(
+                owner_id=owner.id,
+                entity_id=entity.id,
+                type=type,
+                name=type,
+                status=DataSourceStatus.ACTIVE,
+            )
+            db.add(source)
+            db.flush()
+            return source.id
+
+    return make

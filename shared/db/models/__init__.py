@@ -3,6 +3,7 @@
 from shared.db.models.base import Base
 from shared.db.models.identity import OAuthState, OtpCode, RefreshToken, User, UserIdentity
 from shared.db.models.ownership import Entity, Portfolio
+from shared.db.models.sources import DataSource, DataSourceStatus, SealedCredential
 from shared.db.models.staging import (
     ProcessingStatus,
     RawBinanceData,
@@ -13,6 +14,8 @@ from shared.db.models.staging import (
 
 __all__ = [
     "Base",
+    "DataSource",
+    "DataSourceStatus",
     "Entity",
     "OAuthState",
     "OtpCode",
@@ -23,6 +26,7 @@ __all__ = [
     "RawFireblocksData",
     "RawFireblocksPositionSnapshot",
     "RefreshToken",
+    "SealedCredential",
     "User",
     "UserIdentity",
 ]

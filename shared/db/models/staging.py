@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, Index, String, Text, UniqueConstraint, func
+from sqlalchemy import DateTime, Enum, ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,7 +34,7 @@ _status = Enum(
 class _RawData:
     """One provider record: which stream it came from, its stable id, the payload as received."""
 
-    data_source_id: Mapped[uuid.UUID]
+    data_source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("canonical.data_sources.id"))
     record_type: Mapped[str] = mapped_column(String(64))
     source_raw_id: Mapped[str] = mapped_column(String(256))
     raw_payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -51,7 +51,7 @@ class _RawData:
 class _PositionSnapshot:
     """The balances of one account as the provider reported them at `snapshot_timestamp`."""
 
-    data_source_id: Mapped[uuid.UUID]
+    data_source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("canonical.data_sources.id"))
     account_type: Mapped[str] = mapped_column(String(32))
     # Binance sub-account email, or the Fireblocks vault account id; null for the master account.
     sub_account_id: Mapped[str | None] = mapped_column(String(256))

@@ -14,8 +14,8 @@ from shared.http.pagination import decode_cursor, encode_cursor, paginate
 
 
 @pytest.fixture
-def seven_rows(engine):
-    source = uuid.uuid4()
+def seven_rows(engine, make_data_source):
+    source = make_data_source()
     with engine.begin() as connection:
         connection.execute(
             RawBinanceData.__table__.insert(),

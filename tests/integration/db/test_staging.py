@@ -38,6 +38,12 @@ def _insert_raw(connection, model, data_source_id, source_raw_id="t-1", payload=
     return connection.execute(statement).scalar()
 
 
+def test_staging_rows_belong_to_a_data_source(engine):
+    with pytest.raises(DBAPIError, match="foreign key"):
+        with engine.begin() as connection:
+            _insert_raw(connection, RawBinanceData, uuid.uuid4())
+
+
 def test_schemas_and_tables_exist(engine):
     with engine.connect() as connection:
         schemas = set(connection.execute(text("SELECT nspname FROM pg_namespace")).scalars())
@@ -75,15 +81,15 @@ def test_models_and_migrations_agree(engine):
 
 
 @pytest.mark.parametrize("model", RAW)
-def test_raw_payload_update_is_refused_by_the_database(engine, model):
-    source = uuid.uuid4()
+def test_raw_payload_update_is_refused_by_the_database(engine, model, make_data_source):
+    source = make_data_source()
     with engine.begin() as connection:
         row = _insert_raw(connection, model, source)
     for change in (
         {"raw_payload": {"id": 1, "qty": "999"}},
         {"source_raw_id": "t-2"},
         {"record_type": "deposit"},
-        {"data_source_id": uuid.uuid4()},
+        {"data_source_id": make_data_source()},
     ):
         with pytest.raises(DBAPIError, match="raw provider data is immutable"):
             with engine.begin() as connection:
@@ -100,8 +106,8 @@ def test_raw_payload_update_is_refused_by_the_database(engine, model):
 
 
 @pytest.mark.parametrize("model", RAW)
-def test_processing_status_may_change_and_touches_updated_at(engine, model):
-    source = uuid.uuid4()
+def test_processing_status_may_change_and_touches_updated_at(engine, model, make_data_source):
+    source = make_data_source()
     with engine.begin() as connection:
         row = _insert_raw(connection, model, source)
         before = connection.execute(select(model.updated_at).where(model.id == row)).scalar()
@@ -122,8 +128,8 @@ def test_processing_status_may_change_and_touches_updated_at(engine, model):
 
 
 @pytest.mark.parametrize("model", RAW)
-def test_reingesting_a_record_is_a_no_op(engine, model):
-    source = uuid.uuid4()
+def test_reingesting_a_record_is_a_no_op(engine, model, make_data_source):
+    source = make_data_source()
     with engine.begin() as connection:
         first = _insert_raw(connection, model, source)
         again = _insert_raw(connection, model, source, payload={"id": 1, "qty": "changed"})
@@ -152,12 +158,12 @@ def test_reingesting_a_record_is_a_no_op(engine, model):
 
 
 @pytest.mark.parametrize("model", SNAPSHOTS)
-def test_snapshot_balances_are_immutable(engine, model):
+def test_snapshot_balances_are_immutable(engine, model, make_data_source):
     with engine.begin() as connection:
         row = connection.execute(
             model.__table__.insert()
             .values(
-                data_source_id=uuid.uuid4(),
+                data_source_id=make_data_source(),
                 account_type="spot",
                 snapshot_timestamp=func.now(),
                 balances=[{"asset": "BTC", "free": "1.5"}],
