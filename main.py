@@ -15,6 +15,7 @@ TARGETS: dict[str, str] = {
     "users": "functions.api.users",
     "portfolios": "functions.api.portfolios",
     "entities": "functions.api.entities",
+    "datasources": "functions.api.datasources",
     "health": "functions.api.health",
     "openapi": "functions.api.openapi",
 }

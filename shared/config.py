@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 SECRET_FIELDS = (
     "secret_key",
     "secret_key_previous",
+    "encryption_key_previous",
     "encryption_key",
     "google_client_secret",
     "db_pass",
@@ -120,6 +121,9 @@ class Settings(BaseSettings):
     # Keys retired by a rotation: tokens they signed stay valid until they expire.
     secret_key_previous: CsvList = Field(default=[], repr=False)
     encryption_key: str | None = Field(default=None, repr=False)
+    # Local keys retired by a rotation: data keys they wrapped still open until
+    # `python -m shared.security.rotate` has re-wrapped them under ENCRYPTION_KEY.
+    encryption_key_previous: CsvList = Field(default=[], repr=False)
     kms_key_name: str | None = None
     secrets_backend: Literal["env", "secret_manager"] = "env"
 
@@ -157,7 +161,13 @@ class Settings(BaseSettings):
 
     snapshot_grace: timedelta = timedelta(hours=6)
 
-    @field_validator("oauth_redirect_uris", "cors_origins", "secret_key_previous", mode="before")
+    @field_validator(
+        "oauth_redirect_uris",
+        "cors_origins",
+        "secret_key_previous",
+        "encryption_key_previous",
+        mode="before",
+    )
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         return _csv(value)
@@ -186,17 +196,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with postgresql+pg8000://")
         return value
 
-    @field_validator("encryption_key")
+    @field_validator("encryption_key", "encryption_key_previous")
     @classmethod
-    def _thirty_two_bytes(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("must be base64") from None
-        if len(raw) != 32:
-            raise ValueError("must be the base64 of exactly 32 bytes")
+    def _thirty_two_bytes(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for key in [value] if isinstance(value, str) else value or []:
+            try:
+                raw = base64.b64decode(key, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("must be base64") from None
+            if len(raw) != 32:
+                raise ValueError("must be the base64 of exactly 32 bytes")
         return value
 
     @field_validator("snapshot_grace", mode="before")
@@ -294,6 +303,14 @@ class Runtime:
         from shared.mail import SmtpMailer
 
         return SmtpMailer(self.settings)
+
+    @functools.cached_property
+    def vault(self) -> Any:
+        """Seals and opens data-source credentials (data keys wrapped by KMS or ENCRYPTION_KEY)."""
+        from shared.security.kek import kek_from_settings
+        from shared.security.vault import Vault
+
+        return Vault(kek_from_settings(self.settings))
 
     @property
     def bus(self) -> Any:

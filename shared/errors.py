@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class DomainError(Exception):
@@ -64,3 +67,19 @@ class ProviderUnavailable(DependencyUnavailable):
     def __init__(self, provider: str, message: str, details: dict[str, Any] | None = None):
         super().__init__(provider, message, details)
         self.provider = provider
+
+
+def field_errors(error: ValidationError, prefix: str) -> dict[str, Any]:
+    """A pydantic error as `details`: each field's problem, unknown fields named; never the input
+    (it may hold a credential)."""
+    problems, unknown = [], []
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
+        location = ".".join([prefix, *(str(part) for part in item["loc"])])
+        if item["type"] == "extra_forbidden":
+            unknown.append(location)
+        else:
+            problems.append({"field": location, "message": item["msg"], "type": item["type"]})
+    details: dict[str, Any] = {"errors": problems}
+    if unknown:
+        details["unknown_fields"] = unknown
+    return details

@@ -53,6 +53,17 @@ locals {
       roles         = ["roles/cloudsql.client"]
       secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
     }
+    # Onboarding: calls the providers (read-only) and seals credentials under the KMS key.
+    datasources = {
+      entry_point   = "datasources"
+      kind          = "http"
+      invoked_by    = []
+      memory        = "512M"
+      timeout       = 60
+      max_instances = 10
+      roles         = ["roles/cloudsql.client", "roles/cloudkms.cryptoKeyEncrypterDecrypter"]
+      secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
+    }
     health = {
       entry_point   = "health"
       kind          = "http"
@@ -86,6 +97,7 @@ locals {
     "users"        = "users"
     "portfolios"   = "portfolios"
     "entities"     = "entities"
+    "datasources"  = "datasources"
     "health"       = "health"
     "openapi.json" = "openapi"
   }

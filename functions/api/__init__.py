@@ -6,6 +6,7 @@ ROUTE_GROUPS: dict[str, str] = {
     "users": "users",
     "portfolios": "portfolios",
     "entities": "entities",
+    "datasources": "datasources",
     "health": "health",
     "openapi.json": "openapi",
 }

@@ -95,7 +95,12 @@ def replace(call: Call) -> EntityReply:
     return EntityReply.of(row)
 
 
-@router.delete("/entities/{id}", "Delete an entity", response=EntityReply)
+@router.delete(
+    "/entities/{id}",
+    "Delete an entity (it must have no data sources)",
+    response=EntityReply,
+    errors=(409,),
+)
 def delete(call: Call) -> EntityReply:
     owner, entity_id = call.user.id, uuid_path(call)
     row = service.get_entity(owner, entity_id)

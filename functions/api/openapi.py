@@ -9,7 +9,7 @@ import functions_framework
 from flask import Request
 from werkzeug.wrappers import Response
 
-from functions.api import auth, entities, health, portfolios, users
+from functions.api import auth, datasources, entities, health, portfolios, users
 from shared import __version__
 from shared.config import bootstrap
 from shared.http.openapi import build_document
@@ -17,7 +17,15 @@ from shared.http.routing import Call, Router
 
 bootstrap()
 router = Router("openapi")
-ROUTERS = (auth.router, users.router, portfolios.router, entities.router, health.router, router)
+ROUTERS = (
+    auth.router,
+    users.router,
+    portfolios.router,
+    entities.router,
+    datasources.router,
+    health.router,
+    router,
+)
 
 
 @functools.cache

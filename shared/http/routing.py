@@ -213,21 +213,6 @@ def _trace(request: Request) -> str | None:
     return f"projects/{get_settings().gcp_project}/traces/{trace_id}"
 
 
-def _validation_details(error: ValidationError, prefix: str) -> dict[str, Any]:
-    """Field errors without echoing the input (it may hold a credential)."""
-    problems, unknown = [], []
-    for item in error.errors(include_input=False, include_url=False, include_context=False):
-        location = ".".join([prefix, *(str(part) for part in item["loc"])])
-        if item["type"] == "extra_forbidden":
-            unknown.append(location)
-        else:
-            problems.append({"field": location, "message": item["msg"], "type": item["type"]})
-    details: dict[str, Any] = {"errors": problems}
-    if unknown:
-        details["unknown_fields"] = unknown
-    return details
-
-
 def _parse_query(request: Request, model: type[BaseModel] | None) -> Any:
     repeated = [name for name, values in request.args.lists() if len(values) > 1]
     if repeated:
@@ -242,7 +227,7 @@ def _parse_query(request: Request, model: type[BaseModel] | None) -> Any:
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        raise validation_error("query is not valid", _validation_details(error, "query")) from None
+        raise validation_error("query is not valid", errors.field_errors(error, "query")) from None
 
 
 def _parse_body(request: Request, model: type[BaseModel] | None) -> Any:
@@ -268,7 +253,7 @@ def _parse_body(request: Request, model: type[BaseModel] | None) -> Any:
     try:
         return model.model_validate(document["data"])
     except ValidationError as error:
-        raise validation_error("body is not valid", _validation_details(error, "data")) from None
+        raise validation_error("body is not valid", errors.field_errors(error, "data")) from None
 
 
 _CORS_HEADERS = "Authorization, Content-Type, X-Request-ID"

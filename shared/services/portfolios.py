@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.db.engine import unit_of_work
-from shared.db.models import Entity, Portfolio
+from shared.db.models import DataSource, Entity, Portfolio
 from shared.errors import Conflict, NotFound
 from shared.http.envelope import Page
 from shared.http.pagination import paginate
@@ -134,4 +134,11 @@ def update_entity(owner: uuid.UUID, entity_id: uuid.UUID, fields: dict[str, Any]
 def delete_entity(owner: uuid.UUID, entity_id: uuid.UUID) -> None:
     with unit_of_work() as db:
         entity = _entity(db, owner, entity_id)
+        connected = db.execute(
+            select(
+                exists().where(DataSource.entity_id == entity.id, DataSource.deleted_at.is_(None))
+            )
+        ).scalar()
+        if connected:
+            raise Conflict("the entity still has data sources; disconnect them first")
         entity.deleted_at, entity.updated_by = datetime.now(UTC), owner
