@@ -122,12 +122,35 @@ def migrate_only() -> int:
     return 0
 
 
+# --- local mail sink (the OTP sign-in codes) ---
+@contextlib.contextmanager
+def mail_sink() -> Iterator[None]:
+    """Catch the stack's mail on SMTP_PORT and print each sign-in code, unless SMTP_HOST is
+    another machine or a mail server (MailHog, a developer's own sink) already listens there."""
+    from dotenv import dotenv_values
+
+    from infra.local.smtp_sink import SmtpSink, listening
+
+    configured = {**(dotenv_values(ENV_FILE) if ENV_FILE.exists() else {}), **os.environ}
+    host = configured.get("SMTP_HOST") or "127.0.0.1"
+    port = int(configured.get("SMTP_PORT") or 1025)
+    if host not in ("127.0.0.1", "localhost") or listening("127.0.0.1", port):
+        yield
+        return
+    with SmtpSink("127.0.0.1", port, echo=True):
+        print(f"mail sink: smtp://127.0.0.1:{port} (sign-in codes are printed here)")
+        yield
+
+
+# --- end of local mail sink ---
+
+
 @contextlib.contextmanager
 def local_stack(port: int) -> Iterator[str]:
     """Settings checked, database migrated, functions served; yields the API base URL."""
     ensure_env_file()
     os.environ.setdefault("FUNCTIONS_BASE_URL", f"http://127.0.0.1:{port}/functions")
-    with database():
+    with database(), mail_sink():
         _migrate()
         with http_server(port) as base:
             yield f"{base}/api/v1"

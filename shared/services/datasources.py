@@ -1,4 +1,4 @@
-"""Data sources: onboard a provider key only when it is read-only, keep it sealed, re-validate it."""
+"""Data sources: onboard a provider key only when read-only, keep it sealed, re-validate it."""
 
 from __future__ import annotations
 
