@@ -231,6 +231,8 @@ class Settings(BaseSettings):
                 problems.append("ENCRYPTION_KEY is for development only; use KMS_KEY_NAME")
             if self.bus != "gcp":
                 problems.append("BUS must be gcp in production")
+            if self.smtp_username and not self.smtp_starttls:
+                problems.append("SMTP_USERNAME needs SMTP_STARTTLS: never send a password in clear")
             if not (self.database_url or self.instance_connection_name):
                 problems.append(
                     "DATABASE_URL or INSTANCE_CONNECTION_NAME is required in production"

@@ -34,6 +34,16 @@ for _name in (
     os.environ.pop(_name, None)
 os.environ.update(TEST_ENV)
 
+# One SMTP sink for the whole run, so any route that mails (OTP) works under any test.
+from infra.local.smtp_sink import SmtpSink  # noqa: E402 - after the environment is set
+
+MAIL = SmtpSink().start()
+os.environ.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(MAIL.port)})
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    MAIL.stop()
+
 
 def _reset_caches() -> None:
     from shared.config import get_settings

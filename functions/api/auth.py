@@ -101,6 +101,7 @@ def request_otp(call: Call) -> Accepted:
     body=OtpVerify,
     response=SignInReply,
     auth=False,
+    errors=(401,),
 )
 def verify_otp(call: Call) -> Reply:
     return _signed_in(
@@ -127,14 +128,16 @@ def google_start(call: Call) -> GoogleAuthorization:
     body=GoogleCallback,
     response=SignInReply,
     auth=False,
-    errors=(503,),
+    errors=(401, 503),
 )
 def google_callback(call: Call) -> Reply:
     session = google.finish(runtime.settings, runtime.tokens, call.body.code, call.body.state)
     return _signed_in(call, session)
 
 
-@router.post("/auth/refresh", "Rotate the refresh cookie", response=RefreshReply, auth=False)
+@router.post(
+    "/auth/refresh", "Rotate the refresh cookie", response=RefreshReply, auth=False, errors=(401,)
+)
 def refresh(call: Call) -> Reply:
     token = call.request.cookies.get(COOKIE_NAME)
     result = sessions.refresh(runtime.settings, runtime.tokens, token)
