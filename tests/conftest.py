@@ -41,8 +41,51 @@ MAIL = SmtpSink().start()
 os.environ.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(MAIL.port)})
 
 
+class Providers:
+    """The provider simulators every function of the run talks to (never the real services)."""
+
+    def __init__(self) -> None:
+        from infra.simulators import binance, fireblocks, google_oidc
+
+        self.binance = binance.serve()
+        self.fireblocks = fireblocks.serve()
+        self.google = google_oidc.serve(
+            google_oidc.GoogleOidcSimulator(
+                client_id="coinfrs-suite.apps.googleusercontent.com",
+                client_secret="suite-only-client-secret",
+                redirect_uris=["https://app.coinfrs.test/auth/callback"],
+            )
+        )
+        os.environ.update(
+            {
+                "BINANCE_SPOT_URL": self.binance.url,
+                "BINANCE_USDM_URL": self.binance.url,
+                "BINANCE_COINM_URL": self.binance.url,
+                "FIREBLOCKS_URL": self.fireblocks.url,
+                "GOOGLE_CLIENT_ID": "coinfrs-suite.apps.googleusercontent.com",
+                "GOOGLE_CLIENT_SECRET": "suite-only-client-secret",
+                "GOOGLE_DISCOVERY_URL": self.google.discovery_url,
+                "OAUTH_REDIRECT_URIS": "https://app.coinfrs.test/auth/callback",
+            }
+        )
+
+    def close(self) -> None:
+        for running in (self.binance, self.fireblocks, self.google):
+            running.close()
+
+
+PROVIDERS = Providers()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     MAIL.stop()
+    PROVIDERS.close()
+
+
+@pytest.fixture(scope="session")
+def providers() -> Providers:
+    """The Binance, Fireblocks and Google simulators the settings point at."""
+    return PROVIDERS
 
 
 def _reset_caches() -> None:

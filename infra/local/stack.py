@@ -18,9 +18,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from infra.local.smtp_sink import SmtpSink
 
 ROOT = Path(__file__).resolve().parents[2]
 # Both overridable so a test can run a whole stack without touching the developer's own.
@@ -28,6 +33,7 @@ LOCAL = Path(os.environ.get("COINFRS_LOCAL_DIR", ROOT / ".local"))
 ENV_FILE = Path(os.environ.get("COINFRS_ENV_FILE") or ROOT / ".env")
 
 log = logging.getLogger("coinfrs.local")
+DEMO_EMAIL = "finance@example.com"
 
 
 def ensure_env_file(path: Path = ENV_FILE) -> None:
@@ -44,18 +50,19 @@ def ensure_env_file(path: Path = ENV_FILE) -> None:
     print(f"created {path.name} with fresh development secrets")
 
 
-def _configured_database_url() -> str | None:
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
+def _configured(name: str) -> str | None:
+    """A setting from the environment or .env (the environment wins, as in Settings)."""
     from dotenv import dotenv_values
 
-    return dotenv_values(ENV_FILE).get("DATABASE_URL") if ENV_FILE.exists() else None
+    if os.environ.get(name):
+        return os.environ[name]
+    return dotenv_values(ENV_FILE).get(name) if ENV_FILE.exists() else None
 
 
 @contextlib.contextmanager
 def database() -> Iterator[str]:
     """The configured DATABASE_URL, or a private PostgreSQL under .local/ for as long as needed."""
-    url = _configured_database_url()
+    url = _configured("DATABASE_URL")
     if url:
         yield url
         return
@@ -75,11 +82,16 @@ def database() -> Iterator[str]:
 @contextlib.contextmanager
 def http_server(port: int) -> Iterator[str]:
     """Every function target under one threaded WSGI server on 127.0.0.1:`port`."""
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
     from infra.local.devserver import build_app
 
-    server = make_server("127.0.0.1", port, build_app(), threaded=True)
+    class Quiet(WSGIRequestHandler):
+        # The functions log every request themselves, as JSON with its request id.
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass
+
+    server = make_server("127.0.0.1", port, build_app(), threaded=True, request_handler=Quiet)
     thread = threading.Thread(target=server.serve_forever, name="devserver", daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_port}"
@@ -124,45 +136,147 @@ def migrate_only() -> int:
 
 # --- local mail sink (the OTP sign-in codes) ---
 @contextlib.contextmanager
-def mail_sink() -> Iterator[None]:
+def mail_sink() -> Iterator[SmtpSink | None]:
     """Catch the stack's mail on SMTP_PORT and print each sign-in code, unless SMTP_HOST is
     another machine or a mail server (MailHog, a developer's own sink) already listens there."""
-    from dotenv import dotenv_values
-
     from infra.local.smtp_sink import SmtpSink, listening
 
-    configured = {**(dotenv_values(ENV_FILE) if ENV_FILE.exists() else {}), **os.environ}
-    host = configured.get("SMTP_HOST") or "127.0.0.1"
-    port = int(configured.get("SMTP_PORT") or 1025)
+    host = _configured("SMTP_HOST") or "127.0.0.1"
+    port = int(_configured("SMTP_PORT") or 1025)
     if host not in ("127.0.0.1", "localhost") or listening("127.0.0.1", port):
-        yield
+        yield None
         return
-    with SmtpSink("127.0.0.1", port, echo=True):
+    with SmtpSink("127.0.0.1", port, echo=True) as sink:
         print(f"mail sink: smtp://127.0.0.1:{port} (sign-in codes are printed here)")
-        yield
+        yield sink
 
 
-# --- end of local mail sink ---
+@dataclass
+class Simulated:
+    """What the stack simulates, for `make run` to use: a read-only Binance key, the mail sink."""
+
+    binance_key: tuple[str, str] | None = None
+    mail: SmtpSink | None = None
 
 
 @contextlib.contextmanager
-def local_stack(port: int) -> Iterator[str]:
-    """Settings checked, database migrated, functions served; yields the API base URL."""
+def provider_simulators(port: int) -> Iterator[Simulated]:
+    """Binance, Fireblocks and Google sign-in simulators for every provider URL left unset, so a
+    fresh checkout talks to nothing real; configured URLs (env or .env) are left alone."""
+    from infra.simulators import binance, fireblocks, google_oidc
+
+    simulated = Simulated()
+    with contextlib.ExitStack() as started:
+        if not _configured("BINANCE_SPOT_URL"):
+            running = started.enter_context(binance.serve())
+            for name in ("BINANCE_SPOT_URL", "BINANCE_USDM_URL", "BINANCE_COINM_URL"):
+                os.environ[name] = running.url
+            simulated.binance_key = running.simulator.add_hmac_key("read_only")
+            print(f"binance simulator: {running.url} (key {simulated.binance_key[0]} is read-only)")
+        if not _configured("FIREBLOCKS_URL"):
+            running = started.enter_context(fireblocks.serve())
+            os.environ["FIREBLOCKS_URL"] = running.url
+            print(f"fireblocks simulator: {running.url}")
+        if not _configured("GOOGLE_CLIENT_ID"):
+            redirects = (
+                _configured("OAUTH_REDIRECT_URIS") or f"http://127.0.0.1:{port}/auth/callback"
+            )
+            simulator = google_oidc.GoogleOidcSimulator(
+                redirect_uris=redirects.split(","),
+                identity=google_oidc.Identity(DEMO_EMAIL),
+            )
+            running = started.enter_context(google_oidc.serve(simulator))
+            os.environ.update(
+                GOOGLE_CLIENT_ID=simulator.client_id,
+                GOOGLE_CLIENT_SECRET=simulator.client_secret,
+                GOOGLE_DISCOVERY_URL=running.discovery_url,
+                OAUTH_REDIRECT_URIS=redirects,
+            )
+            print(
+                f"google sign-in simulator: {running.url} (signs in {simulator.identity.email}; "
+                f"POST {running.url}/_control/identity to change)"
+            )
+        yield simulated
+
+
+@contextlib.contextmanager
+def local_stack(port: int) -> Iterator[tuple[str, Simulated]]:
+    """Settings checked, database migrated, functions served; yields the API base URL and what
+    is simulated."""
     ensure_env_file()
     os.environ.setdefault("FUNCTIONS_BASE_URL", f"http://127.0.0.1:{port}/functions")
-    with database(), mail_sink():
+    with database(), mail_sink() as mail, provider_simulators(port) as simulated:
+        simulated.mail = mail
         _migrate()
         with http_server(port) as base:
-            yield f"{base}/api/v1"
+            yield f"{base}/api/v1", simulated
+
+
+def seed_demo(api: str, simulated: Simulated) -> list[str]:
+    """Sign the demo finance user in through the real OTP flow and connect the simulator's
+    read-only Binance key to a demo entity, over HTTP, as the frontend would. Idempotent."""
+    if simulated.mail is None or simulated.binance_key is None:
+        return ["  demo: skipped (mail or Binance is not simulated here)"]
+    try:
+        return _seed_demo(api, simulated)
+    except (httpx.HTTPError, KeyError, IndexError) as error:
+        return [f"  demo: could not be set up ({type(error).__name__}: {error})"]
+
+
+def _seed_demo(api: str, simulated: Simulated) -> list[str]:
+    with httpx.Client(base_url=api, timeout=30) as client:
+        client.post("/auth/otp/request", json={"data": {"email": DEMO_EMAIL}}).raise_for_status()
+        code = simulated.mail.codes_for(DEMO_EMAIL)[-1]
+        signed_in = client.post(
+            "/auth/otp/verify", json={"data": {"email": DEMO_EMAIL, "code": code}}
+        )
+        headers = {"Authorization": f"Bearer {signed_in.json()['data']['access_token']}"}
+        portfolios = client.get("/portfolios/", headers=headers).json()["data"]
+        if not portfolios:
+            portfolio = client.post(
+                "/portfolios/", headers=headers, json={"data": {"name": "Demo fund"}}
+            )
+            entity = client.post(
+                "/entities/",
+                headers=headers,
+                json={"data": {"portfolio_id": portfolio.json()["data"]["id"], "name": "Demo Ltd"}},
+            ).json()["data"]
+        else:
+            entity = client.get("/entities/", headers=headers).json()["data"][0]
+        sources = client.get("/datasources/", headers=headers).json()["data"]
+        if not sources:
+            api_key, secret = simulated.binance_key
+            credentials = {"api_key": api_key, "api_secret": secret}
+            connected = client.post(
+                "/datasources/",
+                headers=headers,
+                json={
+                    "data": {
+                        "entity_id": entity["id"],
+                        "type": "binance",
+                        "name": "Binance (simulator)",
+                        "credentials": credentials,
+                    }
+                },
+            ).json()
+            if not connected["success"]:
+                return [f"  demo: connecting Binance failed: {connected['error']['message']}"]
+            sources = [connected["data"]]
+    statuses = ", ".join(f"{source['name']}: {source['status']}" for source in sources)
+    return [
+        f"  demo user       {DEMO_EMAIL} (POST /auth/otp/request; the code prints here)",
+        f"  demo entity     {entity['name']}",
+        f"  data sources    {statuses}",
+    ]
 
 
 def summary(api: str) -> list[str]:
-    """What the local stack has to report after a run: each dependency's health."""
+    """Each dependency's health, as the API reports it."""
     lines = []
     for check in ("health/", "health/db", "health/queue"):
         reply = httpx.get(f"{api}/{check}", timeout=10).json()
         state = reply["data"]["status"] if reply["success"] else reply["error"]["message"]
-        lines.append(f"  {check:<14} {state}")
+        lines.append(f"  {check:<15} {state}")
     return lines
 
 
@@ -186,10 +300,13 @@ def main(argv: list[str]) -> int:
     try:
         if args.mode == "migrate":
             return migrate_only()
-        with local_stack(args.port) as api:
+        if args.mode == "run":
+            # The run prints a summary that request logs would bury (LOG_LEVEL=INFO shows them).
+            os.environ.setdefault("LOG_LEVEL", _configured("LOG_LEVEL") or "WARNING")
+        with local_stack(args.port) as (api, simulated):
             if args.mode == "run":
-                print("daily pipeline summary:")
-                print("\n".join(summary(api)))
+                print("local run summary:")
+                print("\n".join(summary(api) + seed_demo(api, simulated)))
             print(f"ready: {api}", flush=True)
             if not args.once:
                 _wait_for_signal()

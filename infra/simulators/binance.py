@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -225,6 +226,11 @@ class BinanceSimulator:
             serialization.NoEncryption(),
         )
         return api_key, pem.decode("ascii")
+
+    def set_profile(self, api_key: str, profile: str) -> None:
+        """Change what a registered key may do, as a user editing it in Binance's console would."""
+        with self._lock:
+            self._register(dataclasses.replace(self._keys[api_key], profile=profile))
 
     def reset(self) -> None:
         """Forget the served requests and the clock skew (keys stay registered)."""

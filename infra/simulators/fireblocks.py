@@ -21,6 +21,7 @@ permission table of §2.3; faults `rejected` (401, code -7), `rate_limited` (429
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import signal
@@ -260,6 +261,13 @@ class FireblocksSimulator:
         with self._lock:
             self._users[api_key] = user
         return api_key, pem
+
+    def set_profile(self, api_key: str, profile: str) -> None:
+        """Change an API user's role, as a workspace admin would in the console."""
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; one of {sorted(PROFILES)}")
+        with self._lock:
+            self._users[api_key] = dataclasses.replace(self._users[api_key], profile=profile)
 
     @property
     def requests(self) -> list[RecordedRequest]:

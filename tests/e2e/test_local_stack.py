@@ -35,6 +35,7 @@ def stack(tmp_path_factory):
         "COINFRS_ENV_FILE": str(home / ".env"),
         "COINFRS_LOCAL_DIR": str(home / "local"),
         "PYTHONUNBUFFERED": "1",
+        "SMTP_PORT": str(_free_port()),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.local.stack", "serve", "--port", str(port)],
@@ -99,6 +100,36 @@ def test_errors_over_http_are_envelopes(stack):
         405,
         "METHOD_NOT_ALLOWED",
     )
+
+
+def test_a_finance_user_signs_in_with_the_printed_code(stack):
+    api = stack["api"]
+    assert (
+        httpx.post(
+            f"{api}/auth/otp/request", json={"data": {"email": "cfo@example.com"}}
+        ).status_code
+        == 202
+    )
+    deadline = time.monotonic() + 10
+    codes: list[str] = []
+    while not codes and time.monotonic() < deadline:
+        codes = [
+            line.rsplit(" ", 1)[1].strip()
+            for line in stack["lines"]
+            if line.startswith("mail to cfo@example.com: sign-in code")
+        ]
+        time.sleep(0.05)
+    assert codes, "the mail sink printed no code"
+    signed_in = httpx.post(
+        f"{api}/auth/otp/verify", json={"data": {"email": "cfo@example.com", "code": codes[-1]}}
+    )
+    assert signed_in.status_code == 200
+    assert signed_in.cookies.get("coinfrs_refresh")
+    token = signed_in.json()["data"]["access_token"]
+    me = httpx.get(f"{api}/users/me", headers={"Authorization": f"Bearer {token}"}).json()
+    assert me["data"]["email"] == "cfo@example.com"
+    types = httpx.get(f"{api}/datasources/types", headers={"Authorization": f"Bearer {token}"})
+    assert {item["type"] for item in types.json()["data"]} == {"binance", "fireblocks"}
 
 
 def test_interrupt_stops_everything_it_started(stack):

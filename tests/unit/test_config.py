@@ -62,6 +62,7 @@ def test_every_contract_variable_is_a_setting():
 
 
 def test_values_are_parsed(monkeypatch):
+    monkeypatch.delenv("FIREBLOCKS_URL")
     monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
     monkeypatch.setenv("SNAPSHOT_GRACE", "90m")
     monkeypatch.setenv("BINANCE_SPOT_URL", "http://127.0.0.1:9001/")
