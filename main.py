@@ -26,4 +26,13 @@ __all__ = list(TARGETS)
 def __getattr__(name: str) -> Any:
     if name not in TARGETS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(TARGETS[name]), name)
+    target = getattr(importlib.import_module(TARGETS[name]), name)
+    # The framework resolves the target inside its new app's context: give that app our error
+    # envelope too, for the requests its own URL rules refuse before the target runs.
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        from shared.http.routing import serve_framework_errors_as_envelopes
+
+        serve_framework_errors_as_envelopes(current_app)
+    return target

@@ -133,6 +133,10 @@ locals {
     TASKS_SERVICE_ACCOUNT_EMAIL = google_service_account.tasks.email
     SMTP_PORT                   = tostring(var.smtp_port)
     SMTP_STARTTLS               = tostring(var.smtp_starttls)
+    # X-Forwarded-For entries our own front ends append: Google's front end in front of every
+    # function, plus the load balancer when the API has its own host (loadbalancer.tf). The
+    # client's address is the one they appended; anything left of it is the client's claim.
+    TRUSTED_PROXY_HOPS = var.api_domain == null ? "1" : "2"
     # The platform sets it on every 2nd gen function; declaring it keeps plans free of a diff.
     LOG_EXECUTION_ID = "true"
   })

@@ -272,3 +272,18 @@ def _cors(request: Request, response: Response) -> None:
         response.headers["Access-Control-Allow-Methods"] = response.headers.get("Allow", "")
         response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
         response.headers["Access-Control-Max-Age"] = "600"
+
+
+def serve_framework_errors_as_envelopes(app: Any) -> None:
+    """Answer what the functions framework's own Flask app refuses before our router sees it (a
+    path its URL rules cannot match, such as one holding a newline) with the same envelope."""
+    from werkzeug.exceptions import HTTPException
+
+    fallback = Router("framework")
+
+    def reply(error: HTTPException) -> Response:
+        from flask import request
+
+        return fallback.dispatch(request)
+
+    app.register_error_handler(HTTPException, reply)

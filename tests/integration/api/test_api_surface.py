@@ -41,3 +41,12 @@ def test_every_target_is_reachable_under_functions(api):
     for target in TARGETS:
         assert api.get(f"/functions/{target}/").status_code != 502
     assert api.get("/functions/unknown/").status_code == 404
+
+
+def test_paths_the_framework_itself_refuses_still_get_the_envelope():
+    from tests.conftest import function_client
+
+    response = function_client("portfolios").delete("/api/v1/portfolios/%0Abad")
+    body = response.get_json()
+    assert response.status_code == 404
+    assert body["success"] is False and body["error"]["code"] == "NOT_FOUND"
