@@ -2,6 +2,16 @@
 
 from shared.db.models.base import Base
 from shared.db.models.identity import OAuthState, OtpCode, RefreshToken, User, UserIdentity
+from shared.db.models.ingestion import IngestionCursor, KnownSymbol, StreamCoverage
+from shared.db.models.jobs import Job, JobStatus
+from shared.db.models.ledger import (
+    Account,
+    Movement,
+    MovementKind,
+    PositionSnapshot,
+    Transaction,
+    TransactionType,
+)
 from shared.db.models.ownership import Entity, Portfolio
 from shared.db.models.sources import DataSource, DataSourceStatus, SealedCredential
 from shared.db.models.staging import (
@@ -13,13 +23,21 @@ from shared.db.models.staging import (
 )
 
 __all__ = [
+    "Account",
     "Base",
     "DataSource",
     "DataSourceStatus",
     "Entity",
+    "IngestionCursor",
+    "Job",
+    "JobStatus",
+    "KnownSymbol",
+    "Movement",
+    "MovementKind",
     "OAuthState",
     "OtpCode",
     "Portfolio",
+    "PositionSnapshot",
     "ProcessingStatus",
     "RawBinanceData",
     "RawBinancePositionSnapshot",
@@ -27,6 +45,9 @@ __all__ = [
     "RawFireblocksPositionSnapshot",
     "RefreshToken",
     "SealedCredential",
+    "StreamCoverage",
+    "Transaction",
+    "TransactionType",
     "User",
     "UserIdentity",
 ]

@@ -54,6 +54,9 @@ def test_schemas_and_tables_exist(engine):
         )
     assert {"staging", "canonical"} <= schemas
     assert tables == {
+        "ingestion_cursors",
+        "known_symbols",
+        "stream_coverage",
         "raw_binance_data",
         "raw_binance_position_snapshot",
         "raw_fireblocks_data",
