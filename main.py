@@ -18,6 +18,11 @@ TARGETS: dict[str, str] = {
     "datasources": "functions.api.datasources",
     "health": "functions.api.health",
     "openapi": "functions.api.openapi",
+    "jobs": "functions.api.jobs",
+    "transactions": "functions.api.transactions",
+    "positions": "functions.api.positions",
+    "binance_ingest": "functions.pipeline.binance",
+    "binance_etl": "functions.pipeline.binance",
 }
 
 __all__ = list(TARGETS)

@@ -61,7 +61,68 @@ locals {
       memory        = "512M"
       timeout       = 60
       max_instances = 10
-      roles         = ["roles/cloudsql.client", "roles/cloudkms.cryptoKeyEncrypterDecrypter"]
+      # ... and queues syncs (POST /datasources/{id}/sync) on the provider's ingestion queue.
+      roles = [
+        "roles/cloudsql.client",
+        "roles/cloudkms.cryptoKeyEncrypterDecrypter",
+        "roles/cloudtasks.enqueuer",
+      ]
+      secrets = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
+    }
+    jobs = {
+      entry_point   = "jobs"
+      kind          = "http"
+      invoked_by    = []
+      memory        = "256M"
+      timeout       = 30
+      max_instances = 10
+      roles         = ["roles/cloudsql.client"]
+      secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
+    }
+    transactions = {
+      entry_point   = "transactions"
+      kind          = "http"
+      invoked_by    = []
+      memory        = "256M"
+      timeout       = 30
+      max_instances = 10
+      roles         = ["roles/cloudsql.client"]
+      secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
+    }
+    positions = {
+      entry_point   = "positions"
+      kind          = "http"
+      invoked_by    = []
+      memory        = "256M"
+      timeout       = 30
+      max_instances = 10
+      roles         = ["roles/cloudsql.client"]
+      secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
+    }
+    # The pipeline: a Cloud Task per sync runs the ingestion (long: a backfill walks every
+    # window); its raw-ingested message runs the ETL. Both decrypt credentials or publish.
+    binance_ingest = {
+      entry_point   = "binance_ingest"
+      kind          = "event"
+      invoked_by    = ["tasks"]
+      memory        = "1Gi"
+      timeout       = 1800
+      max_instances = 5
+      roles = [
+        "roles/cloudsql.client",
+        "roles/cloudkms.cryptoKeyEncrypterDecrypter",
+        "roles/pubsub.publisher",
+      ]
+      secrets = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
+    }
+    binance_etl = {
+      entry_point   = "binance_etl"
+      kind          = "event"
+      invoked_by    = ["pubsub"]
+      memory        = "1Gi"
+      timeout       = 540
+      max_instances = 5
+      roles         = ["roles/cloudsql.client", "roles/pubsub.publisher"]
       secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
     }
     health = {
@@ -98,6 +159,9 @@ locals {
     "portfolios"   = "portfolios"
     "entities"     = "entities"
     "datasources"  = "datasources"
+    "jobs"         = "jobs"
+    "transactions" = "transactions"
+    "positions"    = "positions"
     "health"       = "health"
     "openapi.json" = "openapi"
   }

@@ -4,8 +4,10 @@ locals {
   # One push subscription per provider and step: the topics are shared, the filter keeps each
   # provider's messages to its own function (DESIGN.md §3). Filled by the pipeline functions, e.g.
   #   binance-etl = { topic = "raw-ingested", provider = "binance", function = "binance_etl" }
-  # The function must list "pubsub" in its invoked_by.
-  subscriptions = {}
+  # The function must list "pubsub" in its invoked_by. Mirrors topology.SUBSCRIPTIONS (tested).
+  subscriptions = {
+    "raw-ingested-binance-etl" = { topic = "raw-ingested", provider = "binance", function = "binance_etl" }
+  }
 
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }

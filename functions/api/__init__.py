@@ -7,6 +7,9 @@ ROUTE_GROUPS: dict[str, str] = {
     "portfolios": "portfolios",
     "entities": "entities",
     "datasources": "datasources",
+    "jobs": "jobs",
+    "transactions": "transactions",
+    "positions": "positions",
     "health": "health",
     "openapi.json": "openapi",
 }

@@ -9,7 +9,17 @@ import functions_framework
 from flask import Request
 from werkzeug.wrappers import Response
 
-from functions.api import auth, datasources, entities, health, portfolios, users
+from functions.api import (
+    auth,
+    datasources,
+    entities,
+    health,
+    jobs,
+    portfolios,
+    positions,
+    transactions,
+    users,
+)
 from shared import __version__
 from shared.config import bootstrap
 from shared.http.openapi import build_document
@@ -23,6 +33,9 @@ ROUTERS = (
     portfolios.router,
     entities.router,
     datasources.router,
+    jobs.router,
+    transactions.router,
+    positions.router,
     health.router,
     router,
 )

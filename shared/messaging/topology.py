@@ -67,5 +67,7 @@ class Subscription:
         return self.provider is None or attributes.get("provider") == self.provider
 
 
-# Filled by the pipeline: one subscription per provider step (e.g. raw-ingested → binance_etl).
-SUBSCRIPTIONS: tuple[Subscription, ...] = ()
+# One push subscription per provider step; Terraform declares exactly these.
+SUBSCRIPTIONS: tuple[Subscription, ...] = (
+    Subscription("raw-ingested-binance-etl", RAW_INGESTED, "binance_etl", provider="binance"),
+)

@@ -169,13 +169,18 @@ def get(owner: uuid.UUID, data_source_id: uuid.UUID) -> DataSource:
         return _data_source(db, owner, data_source_id)
 
 
+def credentials_of(runtime: Runtime, db: Session, row: DataSource) -> BaseModel:
+    """The decrypted credentials of `row`, validated: in memory for the one call that needs them."""
+    return _credentials(_source_type(row.type), runtime.vault.open_row(db, row))
+
+
 def validate(runtime: Runtime, owner: uuid.UUID, data_source_id: uuid.UUID) -> DataSource:
     """Ask the provider again; a key that gained a write permission or was revoked becomes
     `invalid` (the pipeline skips it). A provider outage changes nothing."""
     with unit_of_work() as db:
         row = _data_source(db, owner, data_source_id)
         source = _source_type(row.type)
-        credentials = _credentials(source, runtime.vault.open_row(db, row))
+        credentials = credentials_of(runtime, db, row)
     try:
         report = source.client(runtime.settings, credentials).check_permissions()
         _refuse_unless_read_only(source, report)

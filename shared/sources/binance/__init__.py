@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.sources.binance.credentials import Ed25519Credentials, HmacCredentials
 from shared.sources.common.base import SourceType
@@ -23,8 +23,27 @@ def _client(settings: Settings, credentials: BaseModel) -> SourceClient:
     return Client(settings, credentials)
 
 
+def _ingest(*args: Any, **kwargs: Any) -> Any:
+    from shared.sources.binance.ingestion import ingest
+
+    return ingest(*args, **kwargs)
+
+
+def _etl(*args: Any, **kwargs: Any) -> Any:
+    from shared.sources.binance.etl import run_etl
+
+    return run_etl(*args, **kwargs)
+
+
 SOURCE = register(
-    SourceType("binance", "Binance", (HmacCredentials, Ed25519Credentials), client=_client)
+    SourceType(
+        "binance",
+        "Binance",
+        (HmacCredentials, Ed25519Credentials),
+        client=_client,
+        ingest=_ingest,
+        etl=_etl,
+    )
 )
 
 __all__ = ["SOURCE", "Ed25519Credentials", "HmacCredentials"]

@@ -48,3 +48,8 @@ class SourceType:
     # (settings, validated credentials) -> client; imported lazily so a provider's code loads only
     # where it is used.
     client: Callable[[Settings, BaseModel], SourceClient]
+    # History into staging, and staging into the canonical ledger (None: not supported yet).
+    # ingest(settings, engine, data_source_id, credentials, *, start, end, progress) -> report
+    ingest: Callable[..., Any] | None = None
+    # etl(engine, settings, data_source_id) -> report
+    etl: Callable[..., Any] | None = None

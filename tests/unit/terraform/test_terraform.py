@@ -379,3 +379,29 @@ def test_load_balancer_exists_only_with_api_domain_and_redirects_http_to_https(t
     assert function["service_config"][0]["ingress_settings"] == (
         '${each.value.kind == "http" ? var.api_ingress : "ALLOW_INTERNAL_ONLY"}'
     )
+
+
+def test_push_subscriptions_match_topology(tf):
+    from shared.messaging import topology
+
+    declared = {
+        name: (spec["topic"], spec["provider"], spec["function"])
+        for name, spec in tf.locals["subscriptions"].items()
+    }
+    expected = {s.name: (s.topic, s.provider, s.target) for s in topology.SUBSCRIPTIONS}
+    assert declared == expected
+    for _, _, function in declared.values():
+        assert "pubsub" in tf.locals["functions"][function]["invoked_by"]
+
+
+def test_task_targets_are_invocable_by_cloud_tasks(tf):
+    for provider in topology_providers():
+        target = f"{provider}_ingest"
+        if target in tf.locals["functions"]:
+            assert "tasks" in tf.locals["functions"][target]["invoked_by"]
+
+
+def topology_providers() -> tuple[str, ...]:
+    from shared.messaging import topology
+
+    return topology.PROVIDERS
