@@ -262,11 +262,50 @@ def _seed_demo(api: str, simulated: Simulated) -> list[str]:
             if not connected["success"]:
                 return [f"  demo: connecting Binance failed: {connected['error']['message']}"]
             sources = [connected["data"]]
-    statuses = ", ".join(f"{source['name']}: {source['status']}" for source in sources)
+        statuses = ", ".join(f"{source['name']}: {source['status']}" for source in sources)
+        lines = [
+            f"  demo user       {DEMO_EMAIL} (POST /auth/otp/request; the code prints here)",
+            f"  demo entity     {entity['name']}",
+            f"  data sources    {statuses}",
+        ]
+        for source in sources:
+            lines += _sync(client, headers, source)
+    return lines
+
+
+def _sync(client: httpx.Client, headers: dict[str, str], source: dict) -> list[str]:
+    """Sync one data source through the pipeline and report what it did."""
+    started = client.post(f"/datasources/{source['id']}/sync", headers=headers, json={"data": {}})
+    if started.status_code != 202:
+        return [f"  sync            {source['name']}: {started.json()['error']['message']}"]
+    job_id = started.json()["data"]["job_id"]
+    deadline = time.monotonic() + 300
+    job = client.get(f"/jobs/{job_id}", headers=headers).json()["data"]
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job = client.get(f"/jobs/{job_id}", headers=headers).json()["data"]
+    if job["status"] != "succeeded":
+        return [f"  sync            {source['name']}: {job['status']} {job['error'] or ''}"]
+    ingest, etl = job["progress"].get("ingest", {}), job["progress"].get("etl", {})
+    query = {"data_source_id": source["id"], "limit": 500}
+    positions = client.get("/positions/", headers=headers, params={"data_source_id": source["id"]})
+    transactions, cursor = 0, None
+    while True:
+        page = client.get(
+            "/transactions/",
+            headers=headers,
+            params={**query, **({"cursor": cursor} if cursor else {})},
+        ).json()
+        transactions += len(page["data"])
+        cursor = page["meta"]["next_cursor"]
+        if cursor is None:
+            break
     return [
-        f"  demo user       {DEMO_EMAIL} (POST /auth/otp/request; the code prints here)",
-        f"  demo entity     {entity['name']}",
-        f"  data sources    {statuses}",
+        f"  sync            {source['name']}: succeeded",
+        f"  streams         {len(ingest.get('streams') or [])} ingested, "
+        f"{ingest.get('records', 0)} raw records, {ingest.get('api_calls', 0)} API calls",
+        f"  ledger          {transactions} transactions, {etl.get('failed', 0)} raw records failed",
+        f"  positions       {len(positions.json()['data'])} (account, asset) balances",
     ]
 
 

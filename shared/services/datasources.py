@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 from shared.config import Runtime
 from shared.db.engine import unit_of_work
 from shared.db.models import DataSource, DataSourceStatus, Entity
-from shared.errors import NotFound, ProviderRefused, ValidationFailed, field_errors
+from shared.errors import ProviderRefused, ValidationFailed, field_errors
 from shared.http.envelope import Page
 from shared.http.pagination import paginate
+from shared.services.ownership import owned
 from shared.sources.common.base import PermissionReport, SourceType
 from shared.sources.registry import source_types
 
@@ -88,27 +89,11 @@ def _refuse_unless_read_only(source: SourceType, report: PermissionReport) -> No
 
 
 def _entity(db: Session, owner: uuid.UUID, entity_id: uuid.UUID) -> Entity:
-    entity = db.execute(
-        select(Entity).where(
-            Entity.id == entity_id, Entity.owner_id == owner, Entity.deleted_at.is_(None)
-        )
-    ).scalar()
-    if entity is None:
-        raise NotFound("no such entity")
-    return entity
+    return owned(db, Entity, owner, entity_id, "entity")
 
 
 def _data_source(db: Session, owner: uuid.UUID, data_source_id: uuid.UUID) -> DataSource:
-    row = db.execute(
-        select(DataSource).where(
-            DataSource.id == data_source_id,
-            DataSource.owner_id == owner,
-            DataSource.deleted_at.is_(None),
-        )
-    ).scalar()
-    if row is None:
-        raise NotFound("no such data source")
-    return row
+    return owned(db, DataSource, owner, data_source_id, "data source")
 
 
 def create(

@@ -20,9 +20,10 @@ from shared.db.models import (
     PositionSnapshot,
     Transaction,
 )
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import ValidationFailed
 from shared.http.envelope import Page
 from shared.http.pagination import paginate
+from shared.services.ownership import owned
 
 
 @dataclass(frozen=True)
@@ -44,22 +45,13 @@ def _owned_sources(
 ) -> Select[Any]:
     """The caller's data source ids matching the filters; another user's id is a 404."""
     if data_source_id is not None:
-        found = db.execute(
-            select(DataSource.id).where(
-                DataSource.id == data_source_id, DataSource.owner_id == owner
-            )
-        ).scalar()
-        if found is None:
-            raise NotFound("no such data source")
+        owned(db, DataSource, owner, data_source_id, "data source")
     if entity_id is not None:
-        found = db.execute(
-            select(Entity.id).where(
-                Entity.id == entity_id, Entity.owner_id == owner, Entity.deleted_at.is_(None)
-            )
-        ).scalar()
-        if found is None:
-            raise NotFound("no such entity")
-    sources = select(DataSource.id).where(DataSource.owner_id == owner)
+        owned(db, Entity, owner, entity_id, "entity")
+    # A deleted data source's ledger is gone from every read, like the source itself.
+    sources = select(DataSource.id).where(
+        DataSource.owner_id == owner, DataSource.deleted_at.is_(None)
+    )
     if data_source_id is not None:
         sources = sources.where(DataSource.id == data_source_id)
     if entity_id is not None:

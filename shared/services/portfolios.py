@@ -12,33 +12,18 @@ from sqlalchemy.orm import Session
 
 from shared.db.engine import unit_of_work
 from shared.db.models import DataSource, Entity, Portfolio
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict
 from shared.http.envelope import Page
 from shared.http.pagination import paginate
+from shared.services.ownership import owned
 
 
 def _portfolio(db: Session, owner: uuid.UUID, portfolio_id: uuid.UUID) -> Portfolio:
-    portfolio = db.execute(
-        select(Portfolio).where(
-            Portfolio.id == portfolio_id,
-            Portfolio.owner_id == owner,
-            Portfolio.deleted_at.is_(None),
-        )
-    ).scalar()
-    if portfolio is None:
-        raise NotFound("no such portfolio")
-    return portfolio
+    return owned(db, Portfolio, owner, portfolio_id, "portfolio")
 
 
 def _entity(db: Session, owner: uuid.UUID, entity_id: uuid.UUID) -> Entity:
-    entity = db.execute(
-        select(Entity).where(
-            Entity.id == entity_id, Entity.owner_id == owner, Entity.deleted_at.is_(None)
-        )
-    ).scalar()
-    if entity is None:
-        raise NotFound("no such entity")
-    return entity
+    return owned(db, Entity, owner, entity_id, "entity")
 
 
 def _save(db: Session, row: Any, clash: str) -> None:

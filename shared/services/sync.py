@@ -20,23 +20,11 @@ from shared.db.engine import get_engine, unit_of_work
 from shared.db.models import DataSource, DataSourceStatus, Job, JobStatus
 from shared.errors import Conflict, DomainError, NotFound, ValidationFailed
 from shared.messaging.messages import CanonicalUpdated, IngestRequested, RawIngested
+from shared.services.ownership import owned
 from shared.sources.registry import source_types
 
 log = logging.getLogger(__name__)
 SYNC = "sync"
-
-
-def _owned_source(db: Any, owner: uuid.UUID, data_source_id: uuid.UUID) -> DataSource:
-    row = db.execute(
-        select(DataSource).where(
-            DataSource.id == data_source_id,
-            DataSource.owner_id == owner,
-            DataSource.deleted_at.is_(None),
-        )
-    ).scalar()
-    if row is None:
-        raise NotFound("no such data source")
-    return row
 
 
 def request_sync(
@@ -52,7 +40,7 @@ def request_sync(
     if end and end > datetime.now(UTC).date():
         raise ValidationFailed("end is in the future", {"end": str(end)})
     with unit_of_work() as db:
-        source = _owned_source(db, owner, data_source_id)
+        source = owned(db, DataSource, owner, data_source_id, "data source")
         if source.status != DataSourceStatus.ACTIVE:
             raise Conflict("the data source is invalid; validate its key before syncing")
         if source_types()[source.type].ingest is None:
@@ -84,12 +72,7 @@ def request_sync(
 
 def get_job(owner: uuid.UUID, job_id: uuid.UUID) -> Job:
     with unit_of_work() as db:
-        job = db.execute(
-            select(Job).where(Job.id == job_id, Job.owner_id == owner, Job.deleted_at.is_(None))
-        ).scalar()
-        if job is None:
-            raise NotFound("no such job")
-        return job
+        return owned(db, Job, owner, job_id, "job")
 
 
 def _claim(job_id: uuid.UUID, stage: str) -> Job | None:
