@@ -1,0 +1,522 @@
+"""Provider-neutral ETL: mapped drafts, value parsing, the bulk staging → canonical writer."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Engine, text
+
+logger = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# canonical NUMERIC(38, 18): never let PostgreSQL round an amount silently.
+MAX_SCALE = 18
+MAX_INTEGER_DIGITS = 20
+_SCALE = Decimal(1).scaleb(-MAX_SCALE)
+MAX_FAILURES_REPORTED = 100
+
+
+class MappingError(ValueError):
+    """The raw record cannot be understood (missing field, bad amount, unknown variant)."""
+
+
+class Skip(Exception):
+    """The raw record is understood and moves no balance (failed, pending, rejected...)."""
+
+
+class AccountRef(NamedTuple):
+    """CONTRACT.md `account`: type, sub-account email (null = master), key (isolated symbol)."""
+
+    type: str
+    sub_account: str | None = None
+    key: str | None = None
+
+
+class MovementDraft(NamedTuple):
+    account: AccountRef
+    asset: str
+    amount: Decimal
+    kind: str = "principal"
+    provider_asset: str | None = None
+
+
+class TransactionDraft(NamedTuple):
+    type: str
+    occurred_at: datetime
+    external_id: str | None
+    movements: tuple[MovementDraft, ...]
+
+
+class RawRow(NamedTuple):
+    id: uuid.UUID
+    record_type: str
+    source_raw_id: str
+    payload: dict[str, Any]
+
+
+Mapper = Callable[[dict[str, Any]], list[TransactionDraft]]
+
+
+@dataclass
+class EtlReport:
+    """What one ETL run did; `failures` holds at most MAX_FAILURES_REPORTED (id, reason) pairs."""
+
+    processed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    transactions: int = 0
+    movements: int = 0
+    snapshots: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def fail(self, source_raw_id: str, reason: str) -> None:
+        self.failed += 1
+        if len(self.failures) < MAX_FAILURES_REPORTED:
+            self.failures.append((source_raw_id, reason))
+
+
+# --- value parsing (pure) ---------------------------------------------------------------------
+
+
+def dec(payload: Mapping[str, Any], name: str) -> Decimal:
+    """The exact decimal of field `name` (providers send strings; ints are exact too)."""
+    try:
+        value = payload[name]
+    except KeyError:
+        raise MappingError(f"missing field {name!r}") from None
+    return to_decimal(value, name)
+
+
+def opt_dec(
+    payload: Mapping[str, Any], name: str, default: Decimal | None = None
+) -> Decimal | None:
+    value = payload.get(name)
+    if value is None or value == "":
+        return default
+    return to_decimal(value, name)
+
+
+def to_decimal(value: Any, name: str) -> Decimal:
+    # A float has already lost digits somewhere upstream: refuse it rather than book a guess.
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise MappingError(f"field {name!r} is not a decimal string: {value!r}")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise MappingError(f"field {name!r} is not a decimal: {value!r}") from None
+    if not amount.is_finite():
+        raise MappingError(f"field {name!r} is not finite: {value!r}")
+    return amount
+
+
+def req(payload: Mapping[str, Any], name: str) -> Any:
+    value = payload.get(name)
+    if value is None or value == "":
+        raise MappingError(f"missing field {name!r}")
+    return value
+
+
+def ms_time(payload: Mapping[str, Any], name: str) -> datetime:
+    """A provider millisecond epoch as an aware UTC datetime (integer arithmetic, no float)."""
+    value = req(payload, name)
+    if isinstance(value, bool):
+        raise MappingError(f"field {name!r} is not a millisecond timestamp: {value!r}")
+    try:
+        return EPOCH + timedelta(milliseconds=int(value))
+    except (TypeError, ValueError, OverflowError):
+        raise MappingError(f"field {name!r} is not a millisecond timestamp: {value!r}") from None
+
+
+def utc_text_time(payload: Mapping[str, Any], name: str) -> datetime:
+    """A "YYYY-MM-DD HH:MM:SS" string that the provider documents as UTC."""
+    value = req(payload, name)
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        raise MappingError(f"field {name!r} is not a UTC date-time: {value!r}") from None
+
+
+def closes_day(as_of: datetime, grace: timedelta) -> date:
+    """CONTRACT.md: a snapshot closes the UTC day containing as_of - SNAPSHOT_GRACE."""
+    return (as_of.astimezone(UTC) - grace).date()
+
+
+def collapse(movements: Iterable[MovementDraft]) -> tuple[MovementDraft, ...]:
+    """One movement per (account, asset, kind): sums drafts that share them, keeps order."""
+    merged: dict[tuple[AccountRef, str, str], MovementDraft] = {}
+    for movement in movements:
+        slot = (movement.account, movement.asset, movement.kind)
+        known = merged.get(slot)
+        merged[slot] = (
+            movement if known is None else known._replace(amount=known.amount + movement.amount)
+        )
+    return tuple(merged.values())
+
+
+def fits_ledger(amount: Decimal) -> bool:
+    """Whether NUMERIC(38, 18) holds `amount` exactly."""
+    exponent = amount.as_tuple().exponent
+    # "1.50000000000000000000" has a long exponent but is exact at 18 places.
+    if exponent < -MAX_SCALE and amount != amount.quantize(_SCALE):  # type: ignore[operator]
+        return False
+    return amount == 0 or amount.adjusted() < MAX_INTEGER_DIGITS
+
+
+# --- COPY helpers -----------------------------------------------------------------------------
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: Any) -> str:
+    """One field of PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def copy_rows(connection: Connection, table: str, columns: str, lines: list[str]) -> None:
+    """COPY already-formatted tab-separated lines into `table` (a temp table) in one message."""
+    if not lines:
+        return
+    raw = connection.connection.driver_connection
+    cursor = raw.cursor()
+    try:
+        payload = ("\n".join(lines) + "\n").encode()
+        cursor.execute(f"COPY {table} ({columns}) FROM STDIN", stream=[payload])
+    finally:
+        cursor.close()
+
+
+# --- the writer -------------------------------------------------------------------------------
+
+_TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS etl_status (
+    id uuid, status text, error text
+) ON COMMIT DELETE ROWS
+"""
+
+
+class AccountCache:
+    """Account ids of one data source by identity; unknown identities are upserted in bulk."""
+
+    def __init__(self, data_source_id: uuid.UUID) -> None:
+        self.data_source_id = data_source_id
+        self._ids: dict[AccountRef, uuid.UUID] = {}
+
+    def resolve(
+        self, connection: Connection, refs: Iterable[AccountRef]
+    ) -> dict[AccountRef, uuid.UUID]:
+        missing = sorted(
+            {ref for ref in refs if ref not in self._ids}, key=lambda r: tuple(map(str, r))
+        )
+        if missing:
+            params = {"ds": self.data_source_id}
+            values = []
+            for index, ref in enumerate(missing):
+                params.update(
+                    {f"t{index}": ref.type, f"s{index}": ref.sub_account, f"k{index}": ref.key}
+                )
+                values.append(f"(:ds, :t{index}, :s{index}, :k{index})")
+            connection.execute(
+                text(
+                    "INSERT INTO canonical.accounts (data_source_id, type, sub_account, key) "
+                    "VALUES "
+                    + ", ".join(values)
+                    + " ON CONFLICT (data_source_id, type, (coalesce(sub_account, '')),"
+                    " (coalesce(key, ''))) DO NOTHING"
+                ),
+                params,
+            )
+            rows = connection.execute(
+                text(
+                    "SELECT id, type, sub_account, key FROM canonical.accounts "
+                    "WHERE data_source_id = :ds"
+                ),
+                {"ds": self.data_source_id},
+            )
+            for account_id, kind, sub_account, key in rows:
+                self._ids[AccountRef(kind, sub_account, key)] = account_id
+        return self._ids
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def process_pending(
+    engine: Engine,
+    *,
+    table: str,
+    data_source_id: uuid.UUID,
+    mappers: Mapping[str, Mapper],
+    batch_size: int,
+    report: EtlReport,
+) -> None:
+    """Map every pending raw row of `data_source_id` in `table`, batch by batch.
+
+    Each batch is one transaction: rows locked FOR UPDATE SKIP LOCKED (a concurrent run takes
+    other rows), canonical rows inserted idempotently, then each raw row's status set."""
+    accounts = AccountCache(data_source_id)
+    select = text(
+        f"SELECT id, record_type, source_raw_id, raw_payload FROM {table} "
+        # No ORDER BY: sorting every pending row per batch would make a backlog quadratic.
+        "WHERE data_source_id = :ds AND processing_status = 'pending' "
+        "LIMIT :limit FOR UPDATE SKIP LOCKED"
+    )
+    while True:
+        with engine.begin() as connection:
+            rows = connection.execute(select, {"ds": data_source_id, "limit": batch_size}).all()
+            if not rows:
+                return
+            _process_batch(connection, table, data_source_id, rows, mappers, accounts, report)
+        if len(rows) < batch_size:
+            return
+
+
+def _process_batch(
+    connection: Connection,
+    table: str,
+    data_source_id: uuid.UUID,
+    rows: list[Any],
+    mappers: Mapping[str, Mapper],
+    accounts: AccountCache,
+    report: EtlReport,
+) -> None:
+    mapped: list[tuple[Any, list[TransactionDraft]]] = []
+    status_lines: list[str] = []
+    for row in rows:
+        raw_id, record_type, source_raw_id, payload = row
+        mapper = mappers.get(record_type)
+        try:
+            if mapper is None:
+                raise MappingError(f"unknown record type {record_type!r}")
+            if not isinstance(payload, dict):
+                raise MappingError("raw_payload is not a JSON object")
+            drafts = mapper(payload)
+            _check(drafts)
+        except Skip as skip:
+            report.skipped += 1
+            status_lines.append(f"{raw_id}\tskipped\t{copy_text(str(skip))}")
+            continue
+        except (
+            MappingError,
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            ArithmeticError,
+        ) as error:
+            reason = _reason(error)
+            report.fail(source_raw_id, f"{record_type}: {reason}")
+            logger.warning(
+                "etl record failed",
+                extra={"raw_record_id": str(raw_id), "record_type": record_type, "reason": reason},
+            )
+            status_lines.append(f"{raw_id}\tfailed\t{copy_text(reason)}")
+            continue
+        mapped.append((row, drafts))
+        status_lines.append(f"{raw_id}\tprocessed\t\\N")
+        report.processed += 1
+
+    if mapped:
+        booked = {
+            row[0]
+            for row in connection.execute(
+                text(
+                    "SELECT DISTINCT raw_record_id FROM canonical.transactions "
+                    "WHERE raw_record_id = ANY(CAST(:ids AS uuid[]))"
+                ),
+                {"ids": [str(row[0]) for row, _ in mapped]},
+            )
+        }
+        if booked:
+            mapped = [(row, drafts) for row, drafts in mapped if row[0] not in booked]
+    ids = accounts.resolve(
+        connection, (m.account for _, drafts in mapped for d in drafts for m in d.movements)
+    )
+    tx_lines: list[str] = []
+    mv_lines: list[str] = []
+    uuid4 = uuid.uuid4
+    for (raw_id, record_type, source_raw_id, _), drafts in mapped:
+        source_text = copy_text(source_raw_id)
+        for sequence, draft in enumerate(drafts):
+            tx_id = uuid4()
+            when = _iso(draft.occurred_at)
+            tx_lines.append(
+                f"{tx_id}\t{data_source_id}\t{draft.type}\t{when}\t{copy_text(draft.external_id)}"
+                f"\t{record_type}\t{source_text}\t{raw_id}\t{sequence}"
+            )
+            for m in draft.movements:
+                mv_lines.append(
+                    f"{tx_id}\t{ids[m.account]}\t{copy_text(m.asset)}\t{copy_text(m.provider_asset)}"
+                    f"\t{m.amount}\t{m.kind}\t{when}"
+                )
+
+    # COPY straight into the ledger: the batch's raw rows are locked by this transaction, so the
+    # only transactions that can already exist for them are from an earlier run (a row set back
+    # to pending); those are left as they are. The unique (raw_record_id, sequence) index still
+    # refuses any duplicate loudly.
+    copy_rows(
+        connection,
+        "canonical.transactions",
+        "id, data_source_id, type, occurred_at, external_id, record_type, source_raw_id, "
+        "raw_record_id, sequence",
+        tx_lines,
+    )
+    copy_rows(
+        connection,
+        "canonical.movements",
+        "transaction_id, account_id, asset, provider_asset, amount, kind, occurred_at",
+        mv_lines,
+    )
+    report.transactions += len(tx_lines)
+    report.movements += len(mv_lines)
+    connection.execute(text(_TEMP_TABLES))
+    copy_rows(connection, "etl_status", "id, status, error", status_lines)
+    connection.execute(
+        text(
+            f"UPDATE {table} r SET processing_status = s.status::staging.processing_status, "
+            "processing_error = s.error, processed_at = now() "
+            "FROM etl_status s WHERE r.id = s.id"
+        )
+    )
+
+
+def _check(drafts: list[TransactionDraft]) -> None:
+    """Refuse what the ledger would store inexactly or what a bad mapper could produce."""
+    for draft in drafts:
+        if draft.occurred_at.tzinfo is None:
+            raise MappingError("naive timestamp")
+        for movement in draft.movements:
+            if not fits_ledger(movement.amount):
+                raise MappingError(
+                    f"amount {movement.amount} of {movement.asset} does not fit NUMERIC(38,18)"
+                )
+            if not movement.asset or len(movement.asset) > 32:
+                raise MappingError(f"asset {movement.asset!r} is empty or longer than 32")
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, MappingError):
+        return str(error)
+    if isinstance(error, KeyError):
+        return f"missing field {error.args[0]!r}"
+    return f"{type(error).__name__}: {error}"
+
+
+# --- position snapshots -----------------------------------------------------------------------
+
+
+class PositionDraft(NamedTuple):
+    account: AccountRef
+    asset: str
+    quantity: Decimal
+
+
+# (account_type, sub_account, balances as stored) -> the positions that snapshot states.
+SnapshotReader = Callable[[str, str | None, Any], list[PositionDraft]]
+
+_INSERT_POSITIONS = """
+WITH inserted AS (
+    INSERT INTO canonical.position_snapshots
+        (data_source_id, account_id, asset, quantity, as_of, closes_day, source, raw_snapshot_id)
+    SELECT :data_source_id, account_id, asset, quantity, as_of, closes_day, source, raw_snapshot_id
+    FROM etl_pos
+    ON CONFLICT (raw_snapshot_id, account_id, asset) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM inserted
+"""
+
+
+def normalise_snapshots(
+    engine: Engine,
+    *,
+    table: str,
+    data_source_id: uuid.UUID,
+    reader: SnapshotReader,
+    source_of: Callable[[str], str],
+    grace: timedelta,
+    report: EtlReport,
+    batch_size: int = 1000,
+) -> None:
+    """Turn staging snapshots not yet normalised into canonical position snapshots.
+
+    Staging snapshots carry no status column: "done" means canonical rows exist for it, and the
+    insert is idempotent on (raw_snapshot_id, account_id, asset). A snapshot the reader cannot
+    understand is reported as failed (and retried on the next run, since nothing was written)."""
+    select = text(
+        f"SELECT s.id, s.account_type, s.sub_account_id, s.snapshot_timestamp, s.balances "
+        f"FROM {table} s WHERE s.data_source_id = :ds AND s.id > :after "
+        "AND NOT EXISTS (SELECT 1 FROM canonical.position_snapshots p "
+        "WHERE p.raw_snapshot_id = s.id) ORDER BY s.id LIMIT :limit"
+    )
+    accounts = AccountCache(data_source_id)
+    after = uuid.UUID(int=0)
+    while True:
+        with engine.begin() as connection:
+            # Two runs over one data source would both read the same snapshots: serialise them.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext('etl-snapshots:' || :ds))"),
+                {"ds": str(data_source_id)},
+            )
+            rows = connection.execute(
+                select, {"ds": data_source_id, "after": after, "limit": batch_size}
+            ).all()
+            if not rows:
+                return
+            after = rows[-1][0]
+            positions: list[tuple[Any, PositionDraft]] = []
+            for row in rows:
+                snapshot_id, account_type, sub_account, as_of, balances = row
+                try:
+                    drafts = reader(account_type, sub_account, balances)
+                    seen: set[tuple[AccountRef, str]] = set()
+                    for draft in drafts:
+                        if (draft.account, draft.asset) in seen:
+                            raise MappingError(f"asset {draft.asset} appears twice")
+                        seen.add((draft.account, draft.asset))
+                        if not fits_ledger(draft.quantity):
+                            raise MappingError(f"quantity {draft.quantity} does not fit")
+                except (MappingError, KeyError, TypeError, ValueError, AttributeError) as error:
+                    reason = _reason(error)
+                    report.fail(f"snapshot:{snapshot_id}", f"{account_type}: {reason}")
+                    logger.warning(
+                        "etl snapshot failed",
+                        extra={"raw_snapshot_id": str(snapshot_id), "reason": reason},
+                    )
+                    continue
+                positions.extend((row, draft) for draft in drafts)
+            ids = accounts.resolve(connection, (draft.account for _, draft in positions))
+            lines = []
+            for (snapshot_id, account_type, _, as_of, _), draft in positions:
+                lines.append(
+                    f"{ids[draft.account]}\t{copy_text(draft.asset)}\t{draft.quantity}"
+                    f"\t{_iso(as_of)}\t{closes_day(as_of, grace).isoformat()}"
+                    f"\t{source_of(account_type)}\t{snapshot_id}"
+                )
+            if lines:
+                connection.execute(
+                    text(
+                        "CREATE TEMP TABLE IF NOT EXISTS etl_pos (account_id uuid, asset text, "
+                        "quantity numeric, as_of timestamptz, closes_day date, source text, "
+                        "raw_snapshot_id uuid) ON COMMIT DELETE ROWS"
+                    )
+                )
+                copy_rows(
+                    connection,
+                    "etl_pos",
+                    "account_id, asset, quantity, as_of, closes_day, source, raw_snapshot_id",
+                    lines,
+                )
+                report.snapshots += connection.execute(
+                    text(_INSERT_POSITIONS), {"data_source_id": data_source_id}
+                ).scalar_one()
+        if len(rows) < batch_size:
+            return
