@@ -28,6 +28,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -36,6 +39,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from infra.simulators.binance_history import (
+    COINM,
+    CROSS,
+    DAY_MS,
+    SPOT,
+    SYMBOLS,
+    USDM,
+    Event,
+    History,
+    master_email,
+    s,
+)
 
 # What apiRestrictions reports for a key nobody granted anything (reference §2's fields).
 READ_ONLY_RESTRICTIONS: dict[str, Any] = {
@@ -146,6 +162,7 @@ class ApiKey:
     public_key: Ed25519PublicKey | None = None
     flags: dict[str, Any] = field(default_factory=dict)
     create_time: int = 0
+    history: History | None = None
 
     def restrictions(self) -> dict[str, Any]:
         return {
@@ -171,8 +188,12 @@ class ApiKey:
 class BinanceSimulator:
     """Binance as a WSGI app; thread-safe, so one instance can serve a whole test session."""
 
-    def __init__(self, seed: int | str = 0) -> None:
+    def __init__(self, seed: int | str = 0, *, history: History | None = None) -> None:
         self._random = random.Random(f"binance-simulator:{seed}")
+        # Keys registered without a history of their own get this one (None: an empty account).
+        self.history = history
+        # The business clock: events after it are invisible, balances are read at it (ms).
+        self._now_ms: int | None = None
         self._lock = threading.Lock()
         self._keys: dict[str, ApiKey] = {}
         # Added to the real clock for serverTime and the timestamp check (ms).
@@ -185,6 +206,11 @@ class BinanceSimulator:
             ("GET", "/sapi/v1/account/apiRestrictions"): self._api_restrictions,
         }
         self._signed_paths = {"/sapi/v1/account/apiRestrictions"}
+        self.feeds = Feeds(self)
+        for route, handler in self.feeds.routes().items():
+            self._routes[route] = handler
+            self._signed_paths.add(route[1])
+        self._signed_paths.discard("/api/v3/exchangeInfo")
 
     # -- test controls ------------------------------------------------------------------------
 
@@ -198,12 +224,17 @@ class BinanceSimulator:
         api_key: str | None = None,
         secret: str | None = None,
         flags: dict[str, Any] | None = None,
+        history: History | None = None,
     ) -> tuple[str, str]:
-        """Register an HMAC key (deterministic from the seed unless given); (api_key, secret)."""
+        """Register an HMAC key (deterministic from the seed unless given); (api_key, secret).
+
+        `history`: the account the key reads (default: the simulator's `history`)."""
         with self._lock:
             api_key = api_key or self._random_key()
             secret = secret or self._random_key()
-            self._register(ApiKey(api_key, profile, secret=secret, flags=dict(flags or {})))
+            key = ApiKey(api_key, profile, secret=secret, flags=dict(flags or {}))
+            key.history = history or self.history
+            self._register(key)
         return api_key, secret
 
     def add_ed25519_key(
@@ -212,14 +243,15 @@ class BinanceSimulator:
         *,
         api_key: str | None = None,
         flags: dict[str, Any] | None = None,
+        history: History | None = None,
     ) -> tuple[str, str]:
         """Register an Ed25519 key (deterministic from the seed); (api_key, private key PEM)."""
         with self._lock:
             api_key = api_key or self._random_key()
             private = Ed25519PrivateKey.from_private_bytes(self._random.randbytes(32))
-            self._register(
-                ApiKey(api_key, profile, public_key=private.public_key(), flags=dict(flags or {}))
-            )
+            key = ApiKey(api_key, profile, public_key=private.public_key(), flags=dict(flags or {}))
+            key.history = history or self.history
+            self._register(key)
         pem = private.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -233,10 +265,36 @@ class BinanceSimulator:
             self._register(dataclasses.replace(self._keys[api_key], profile=profile))
 
     def reset(self) -> None:
-        """Forget the served requests and the clock skew (keys stay registered)."""
+        """Forget the served requests, the clock skew and the faults (keys stay registered)."""
         with self._lock:
             self.server_time_offset_ms = 0
             self.requests.clear()
+        self.feeds.reset()
+
+    @property
+    def now(self) -> datetime:
+        """The account's clock: the end of the history plus 30 minutes unless set."""
+        return datetime.fromtimestamp(self.now_ms() / 1000, UTC)
+
+    @now.setter
+    def now(self, value: datetime | None) -> None:
+        self._now_ms = None if value is None else int(value.timestamp() * 1000)
+
+    def now_ms(self) -> int:
+        if self._now_ms is not None:
+            return self._now_ms
+        if self.history is not None:
+            return int(self.history.end.timestamp() * 1000) + 30 * 60_000
+        return self.server_time_ms()
+
+    def set_fault(self, mode: str, **options: Any) -> None:
+        """Fail data requests: `mode` rate_limited | banned | server_error | slow; options
+        api_key (None: every key), every (each Nth request), count (how many, None: forever),
+        retry_after (s), delay (s, slow)."""
+        self.feeds.set_fault(mode, **options)
+
+    def clear_faults(self) -> None:
+        self.feeds.faults.clear()
 
     def _random_key(self) -> str:
         return "".join(self._random.choice(_KEY_ALPHABET) for _ in range(64))
@@ -254,7 +312,9 @@ class BinanceSimulator:
         with self._lock:
             self.requests.append((request.method, request.path))
         route = self._routes.get((request.method, request.path))
-        if route is None:
+        if route is not None and request.path in self.feeds.paths:
+            response = self.feeds.serve(request, route)
+        elif route is None:
             known = any(path == request.path for _method, path in self._routes)
             response = Response("", status=405 if known else 404)
         else:
@@ -263,6 +323,7 @@ class BinanceSimulator:
                 response = route(request)
             except BinanceError as error:
                 response = error.response()
+        response.headers["Date"] = format_datetime(self.now, usegmt=True)
         return response(environ, start_response)
 
     def _fault(self, request: Request, signed: bool) -> None:
@@ -337,10 +398,846 @@ class BinanceSimulator:
         return _json(key.restrictions(), headers={"X-SAPI-USED-IP-WEIGHT-1M": "1"})
 
 
+# -- account data ------------------------------------------------------------------------------
+
+# meter -> (response header, limit per minute); sapi meters are per endpoint (reference §4).
+METERS: dict[str, tuple[str, int]] = {
+    "api": ("X-MBX-USED-WEIGHT-1M", 6000),
+    "sapi_ip": ("X-SAPI-USED-IP-WEIGHT-1M", 12000),
+    "sapi_uid": ("X-SAPI-USED-UID-WEIGHT-1M", 180000),
+    "fapi": ("X-MBX-USED-WEIGHT-1M", 2400),
+    "dapi": ("X-MBX-USED-WEIGHT-1M", 2400),
+}
+_EMPTY = History.empty()
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One history endpoint as Binance serves it: windows, look-back, paging, envelope, weight."""
+
+    stream: str
+    weight: int
+    meter: str
+    time_field: str
+    paging: str  # from_id | offset | page | current | none
+    default_limit: int
+    max_limit: int
+    window_ms: int | None = None
+    lookback_ms: int | None = None
+    limit_param: str = "limit"
+    start_param: str = "startTime"
+    end_param: str = "endTime"
+    envelope: str = "list"  # list | rows | convert | fiat | dust | result
+    mandatory: tuple[str, ...] = ()
+    window_code: int = -1127
+    # request parameter -> event context (or row) key it filters on
+    filters: tuple[tuple[str, str], ...] = ()
+    default_window_ms: int | None = None
+
+
+_D = DAY_MS
+FEEDS: dict[str, Feed] = {
+    "/api/v3/myTrades": Feed(
+        "spot_trade",
+        20,
+        "api",
+        "time",
+        "from_id",
+        500,
+        1000,
+        _D,
+        mandatory=("symbol",),
+        filters=(("symbol", "symbol"),),
+    ),
+    "/sapi/v1/margin/myTrades": Feed(
+        "margin_trade",
+        10,
+        "sapi_ip",
+        "time",
+        "from_id",
+        500,
+        1000,
+        _D,
+        mandatory=("symbol",),
+        filters=(("symbol", "symbol"), ("isIsolated", "isIsolated")),
+    ),
+    "/sapi/v1/capital/deposit/hisrec": Feed(
+        "deposit",
+        1,
+        "sapi_ip",
+        "insertTime",
+        "offset",
+        1000,
+        1000,
+        90 * _D - 1,
+        default_window_ms=90 * _D - 1,
+    ),
+    "/sapi/v1/capital/withdraw/history": Feed(
+        "withdrawal",
+        18000,
+        "sapi_uid",
+        "applyTime",
+        "offset",
+        1000,
+        1000,
+        90 * _D - 1,
+        default_window_ms=90 * _D - 1,
+    ),
+    "/sapi/v1/convert/tradeFlow": Feed(
+        "convert",
+        3000,
+        "sapi_uid",
+        "createTime",
+        "none",
+        100,
+        1000,
+        30 * _D,
+        envelope="convert",
+        mandatory=("startTime", "endTime"),
+    ),
+    "/sapi/v1/asset/dribblet": Feed(
+        "dust", 1, "sapi_ip", "operateTime", "none", 100, 100, envelope="dust"
+    ),
+    "/sapi/v1/margin/dribblet": Feed(
+        "margin_dust", 1, "sapi_ip", "operateTime", "none", 100, 100, envelope="dust"
+    ),
+    "/sapi/v1/asset/assetDividend": Feed(
+        "asset_dividend",
+        10,
+        "sapi_ip",
+        "divTime",
+        "none",
+        20,
+        500,
+        180 * _D,
+        envelope="rows",
+        default_window_ms=180 * _D,
+    ),
+    "/sapi/v1/asset/transfer": Feed(
+        "universal_transfer",
+        1,
+        "sapi_ip",
+        "timestamp",
+        "current",
+        10,
+        100,
+        7 * _D,
+        183 * _D,
+        "size",
+        envelope="rows",
+        mandatory=("type",),
+        default_window_ms=7 * _D,
+        filters=(("type", "type"), ("fromSymbol", "fromSymbol"), ("toSymbol", "toSymbol")),
+    ),
+    "/sapi/v1/fiat/orders": Feed(
+        "fiat_order",
+        45000,
+        "sapi_uid",
+        "createTime",
+        "page",
+        100,
+        500,
+        90 * _D,
+        None,
+        "rows",
+        "beginTime",
+        "endTime",
+        "fiat",
+        ("transactionType",),
+        filters=(("transactionType", "transactionType"),),
+        default_window_ms=30 * _D,
+    ),
+    "/sapi/v1/fiat/payments": Feed(
+        "fiat_payment",
+        1,
+        "sapi_ip",
+        "createTime",
+        "page",
+        100,
+        500,
+        90 * _D,
+        None,
+        "rows",
+        "beginTime",
+        "endTime",
+        "fiat",
+        ("transactionType",),
+        filters=(("transactionType", "transactionType"),),
+        default_window_ms=30 * _D,
+    ),
+    "/sapi/v1/margin/borrow-repay": Feed(
+        "margin_borrow_repay",
+        10,
+        "sapi_ip",
+        "timestamp",
+        "current",
+        10,
+        100,
+        30 * _D,
+        limit_param="size",
+        envelope="rows",
+        mandatory=("type",),
+        filters=(("type", "type"), ("isolatedSymbol", "isolatedSymbol")),
+        default_window_ms=7 * _D,
+    ),
+    "/sapi/v1/margin/interestHistory": Feed(
+        "margin_interest",
+        1,
+        "sapi_ip",
+        "interestAccuredTime",
+        "current",
+        10,
+        100,
+        30 * _D,
+        90 * _D,
+        "size",
+        envelope="rows",
+        filters=(("isolatedSymbol", "isolatedSymbol"),),
+        default_window_ms=30 * _D,
+    ),
+    "/fapi/v1/income": Feed(
+        "usdm_income",
+        30,
+        "fapi",
+        "time",
+        "page",
+        100,
+        1000,
+        7 * _D,
+        90 * _D,
+        default_window_ms=7 * _D,
+    ),
+    "/dapi/v1/income": Feed(
+        "coinm_income", 20, "dapi", "time", "page", 100, 1000, 365 * _D, default_window_ms=7 * _D
+    ),
+    "/sapi/v1/sub-account/universalTransfer": Feed(
+        "sub_account_transfer",
+        1,
+        "sapi_ip",
+        "createTimeStamp",
+        "page",
+        500,
+        500,
+        7 * _D - 1,
+        envelope="result",
+        default_window_ms=7 * _D - 1,
+    ),
+}
+for _kind in ("flexible", "locked"):
+    for _record, _path in (
+        ("subscription", "subscriptionRecord"),
+        ("redemption", "redemptionRecord"),
+        ("reward", "rewardsRecord"),
+    ):
+        FEEDS[f"/sapi/v1/simple-earn/{_kind}/history/{_path}"] = Feed(
+            f"earn_{_kind}_{_record}",
+            150,
+            "sapi_ip",
+            "time",
+            "current",
+            10,
+            100,
+            30 * _D,
+            limit_param="size",
+            envelope="rows",
+            window_code=-6021,
+            mandatory=("type",) if (_kind, _record) == ("flexible", "reward") else (),
+            default_window_ms=30 * _D,
+        )
+# Balance endpoints: (method, path) -> (weight, meter)
+BALANCES: dict[tuple[str, str], tuple[int, str]] = {
+    ("GET", "/api/v3/account"): (20, "api"),
+    ("GET", "/api/v3/exchangeInfo"): (20, "api"),
+    ("POST", "/sapi/v1/asset/get-funding-asset"): (1, "sapi_ip"),
+    ("GET", "/sapi/v1/margin/account"): (10, "sapi_ip"),
+    ("GET", "/sapi/v1/margin/isolated/account"): (10, "sapi_ip"),
+    ("GET", "/fapi/v3/balance"): (5, "fapi"),
+    ("GET", "/dapi/v1/balance"): (1, "dapi"),
+    ("GET", "/sapi/v1/simple-earn/flexible/position"): (150, "sapi_ip"),
+    ("GET", "/sapi/v1/simple-earn/locked/position"): (150, "sapi_ip"),
+    ("GET", "/sapi/v1/sub-account/list"): (1, "sapi_ip"),
+    ("GET", "/sapi/v3/sub-account/assets"): (60, "sapi_uid"),
+    ("GET", "/sapi/v1/accountSnapshot"): (2400, "sapi_ip"),
+}
+# Traded on exchangeInfo besides the history's pairs: discovery must not need them.
+_OTHER_SYMBOLS = {
+    "SOLUSDT": ("SOL", "USDT"),
+    "DOGEBTC": ("DOGE", "BTC"),
+    "EURUSDT": ("EUR", "USDT"),
+}
+LOCKED_ASSETS = frozenset({"BNB"})
+
+
+@dataclass
+class FaultRule:
+    mode: str
+    api_key: str | None = None
+    every: int = 1
+    count: int | None = None
+    retry_after: int = 1
+    delay: float = 0.0
+    seen: int = 0
+
+
+def _bad(code: int, msg: str) -> BinanceError:
+    return BinanceError(400, code, msg)
+
+
+def _when(event: Event, field_name: str) -> int:
+    return event.time
+
+
+class Feeds:
+    """The account-data endpoints of a simulator: history feeds, balances, weights and faults."""
+
+    def __init__(self, simulator: BinanceSimulator) -> None:
+        self.sim = simulator
+        self.paths = set(FEEDS) | {path for _method, path in BALANCES}
+        self.faults: list[FaultRule] = []
+        # (meter, endpoint) -> (minute, used)
+        self._used: dict[tuple[str, str], tuple[int, int]] = {}
+        # Injectable so tests that never sleep can still see minutes pass.
+        self.clock: Callable[[], float] = time.time
+        self.stats: dict[str, int] = {"calls": 0, "weight": 0, "429": 0, "418": 0, "5xx": 0}
+
+    def reset(self) -> None:
+        self.faults.clear()
+        self._used.clear()
+        self.clock = time.time
+        self.stats = dict.fromkeys(self.stats, 0)
+
+    def set_fault(self, mode: str, **options: Any) -> None:
+        if mode not in ("rate_limited", "banned", "server_error", "slow"):
+            raise ValueError(f"unknown fault mode {mode!r}")
+        self.faults.append(FaultRule(mode, **options))
+
+    def routes(self) -> dict[tuple[str, str], Callable[[Request], Response]]:
+        routes: dict[tuple[str, str], Callable[[Request], Response]] = {}
+        for path in FEEDS:
+            routes[("GET", path)] = lambda request, path=path: self._feed(request, FEEDS[path])
+        for method, path in BALANCES:
+            name = "_" + path.strip("/").replace("/", "_").replace("-", "_")
+            routes[(method, path)] = getattr(self, name)
+        return routes
+
+    # -- weights and faults ----------------------------------------------------------------------
+
+    def serve(self, request: Request, route: Callable[[Request], Response]) -> Response:
+        feed = FEEDS.get(request.path)
+        weight, meter = (
+            (feed.weight, feed.meter) if feed else BALANCES[(request.method, request.path)]
+        )
+        scope = request.path if meter.startswith("sapi") else ""
+        header, limit = METERS[meter]
+        try:
+            self._fault(request)
+            with self.sim._lock:
+                minute = int(self.clock() // 60)
+                seen_minute, used = self._used.get((meter, scope), (minute, 0))
+                used = used if seen_minute == minute else 0
+                if used + weight > limit:
+                    self.stats["429"] += 1
+                    wait = max(1, int(60 - self.clock() % 60))
+                    raise BinanceError(
+                        429,
+                        -1003,
+                        f"Too much request weight used; current limit is {limit} "
+                        "request weight per 1 MINUTE.",
+                        wait,
+                    )
+                used += weight
+                self._used[(meter, scope)] = (minute, used)
+                self.stats["calls"] += 1
+                self.stats["weight"] += weight
+            response = route(request)
+            response.headers[header] = str(used)
+            return response
+        except BinanceError as error:
+            return error.response()
+
+    def _fault(self, request: Request) -> None:
+        key = request.headers.get("X-MBX-APIKEY", "")
+        for rule in self.faults:
+            if rule.api_key not in (None, key) or rule.count == 0:
+                continue
+            rule.seen += 1
+            if rule.seen % rule.every:
+                continue
+            if rule.count is not None:
+                rule.count -= 1
+            if rule.mode == "slow":
+                time.sleep(rule.delay)
+                continue
+            if rule.mode == "rate_limited":
+                self.stats["429"] += 1
+                raise BinanceError(429, -1003, FAULTS["rate_limited"].msg, rule.retry_after)
+            if rule.mode == "banned":
+                self.stats["418"] += 1
+                until = self.sim.server_time_ms() + rule.retry_after * 1000
+                raise BinanceError(
+                    418, -1003, FAULTS["banned"].msg.format(until=until), rule.retry_after
+                )
+            self.stats["5xx"] += 1
+            raise BinanceError(503, -1001, FAULTS["server_error"].msg)
+
+    # -- history feeds ---------------------------------------------------------------------------
+
+    def _account(self, request: Request) -> tuple[History, dict[str, str], int]:
+        key, params = self.sim._authenticate(request)
+        return key.history or _EMPTY, params, self.sim.now_ms()
+
+    def _feed(self, request: Request, feed: Feed) -> Response:
+        history, params, now = self._account(request)
+        for name in feed.mandatory:
+            if not params.get(name):
+                raise _mandatory(name)
+        listed = set(history.listed_symbols(now)) | set(_OTHER_SYMBOLS)
+        if feed.stream == "spot_trade" and params["symbol"] not in listed:
+            raise _bad(-1121, "Invalid symbol.")
+        limit = int(params.get(feed.limit_param, feed.default_limit))
+        if limit > feed.max_limit or limit < 1:
+            raise _bad(-1130, f"Data sent for parameter '{feed.limit_param}' is not valid.")
+        start = int(params[feed.start_param]) if params.get(feed.start_param) else None
+        end = int(params[feed.end_param]) if params.get(feed.end_param) else None
+        wide = feed.window_ms is not None and start is not None and end is not None
+        if wide and end - start > feed.window_ms:  # type: ignore[operator]
+            raise _bad(feed.window_code, "Time interval is too large (more than allowed).")
+        if feed.paging != "from_id" and start is None and end is None and feed.default_window_ms:
+            end, start = now, now - feed.default_window_ms
+        elif start is not None and end is None and feed.window_ms and feed.paging != "from_id":
+            end = start + feed.window_ms
+        events = [e for e in history.events if e.stream == feed.stream and e.time <= now]
+        if feed.lookback_ms is not None:
+            events = [e for e in events if e.time >= now - feed.lookback_ms]
+        for param, attribute in feed.filters:
+            wanted = params.get(param)
+            if wanted is None and param in ("isolatedSymbol", "fromSymbol", "toSymbol"):
+                wanted = ""
+            if wanted is None:
+                continue
+            events = [e for e in events if _matches(e, attribute, wanted)]
+        if feed.stream == "sub_account_transfer":
+            events = _sub_direction(events, params)
+        if start is not None:
+            events = [e for e in events if e.time >= start]
+        if end is not None:
+            events = [e for e in events if e.time <= end]
+        if feed.paging == "from_id" and params.get("fromId"):
+            events = [e for e in events if e.row["id"] >= int(params["fromId"])]
+        if feed.envelope == "dust":
+            # Only the last 100 conversions exist (reference §3.4).
+            events = events[-100:]
+        rows, total, more = self._page(feed, events, params, limit)
+        return _json(_envelope(feed, rows, total, more, start, end, limit))
+
+    @staticmethod
+    def _page(
+        feed: Feed, events: list[Event], params: dict[str, str], limit: int
+    ) -> tuple[list[dict[str, Any]], int, bool]:
+        events = sorted(events, key=lambda e: (e.time, str(e.row)))
+        total = len(events)
+        if feed.paging == "offset":
+            first = int(params.get("offset", 0))
+        elif feed.paging in ("page", "current"):
+            first = (int(params.get(feed.paging, 1)) - 1) * limit
+        else:
+            first = 0
+        chosen = events[first : first + limit]
+        return [dict(e.row) for e in chosen], total, total > first + limit
+
+    # -- balances --------------------------------------------------------------------------------
+
+    def _balances(self, history: History, now: int) -> dict[tuple[Any, ...], Decimal]:
+        return history.balances_at(now)
+
+    def _api_v3_account(self, request: Request) -> Response:
+        history, _params, now = self._account(request)
+        balances = self._balances(history, now)
+        rows = [
+            {"asset": asset, "free": s(amount), "locked": "0.00000000"}
+            for (kind, sub, _key, asset), amount in sorted(balances.items(), key=str)
+            if kind == "spot" and sub is None
+        ]
+        last = max((e.time for e in history.events if e.time <= now), default=0)
+        return _json(
+            {
+                "makerCommission": 10,
+                "takerCommission": 10,
+                "buyerCommission": 0,
+                "sellerCommission": 0,
+                "canTrade": True,
+                "canWithdraw": True,
+                "canDeposit": True,
+                "brokered": False,
+                "requireSelfTradePrevention": False,
+                "preventSor": False,
+                "updateTime": last,
+                "accountType": "SPOT",
+                "balances": rows,
+                "permissions": ["SPOT"],
+                "uid": 354937868,
+            }
+        )
+
+    def _api_v3_exchangeInfo(self, request: Request) -> Response:
+        now = self.sim.now_ms()
+        key = self.sim._keys.get(request.headers.get("X-MBX-APIKEY", ""))
+        history = (key.history if key else None) or self.sim.history or _EMPTY
+        symbols = {sym: SYMBOLS[sym][:2] for sym in history.listed_symbols(now)}
+        symbols.update(_OTHER_SYMBOLS)
+        return _json(
+            {
+                "timezone": "UTC",
+                "serverTime": self.sim.server_time_ms(),
+                "rateLimits": [
+                    {
+                        "rateLimitType": "REQUEST_WEIGHT",
+                        "interval": "MINUTE",
+                        "intervalNum": 1,
+                        "limit": 6000,
+                    }
+                ],
+                "exchangeFilters": [],
+                "symbols": [
+                    {
+                        "symbol": sym,
+                        "status": "TRADING",
+                        "baseAsset": base,
+                        "quoteAsset": quote,
+                        "isSpotTradingAllowed": True,
+                        "isMarginTradingAllowed": True,
+                        "permissions": [],
+                        "permissionSets": [["SPOT", "MARGIN"]],
+                    }
+                    for sym, (base, quote) in sorted(symbols.items())
+                ],
+            }
+        )
+
+    def _sapi_v1_asset_get_funding_asset(self, request: Request) -> Response:
+        history, _params, now = self._account(request)
+        return _json(
+            [
+                {
+                    "asset": asset,
+                    "free": s(amount),
+                    "locked": "0",
+                    "freeze": "0",
+                    "withdrawing": "0",
+                    "btcValuation": "0",
+                }
+                for (kind, sub, _key, asset), amount in sorted(
+                    self._balances(history, now).items(), key=str
+                )
+                if kind == "funding" and sub is None
+            ]
+        )
+
+    @staticmethod
+    def _margin_asset(asset: str, net: Decimal, liab: list[Decimal] | None) -> dict[str, str]:
+        borrowed, interest = liab or (Decimal(0), Decimal(0))
+        return {
+            "asset": asset,
+            "borrowed": s(borrowed),
+            "free": s(net + borrowed + interest),
+            "interest": s(interest),
+            "locked": "0.00000000",
+            "netAsset": s(net),
+        }
+
+    def _sapi_v1_margin_account(self, request: Request) -> Response:
+        history, _params, now = self._account(request)
+        balances, liabilities = history._replay(now)
+        assets = sorted(
+            {k[3] for k in balances if k[:3] == CROSS}
+            | {a for (acc, a) in liabilities if acc == CROSS}
+        )
+        rows = [
+            self._margin_asset(
+                a, balances.get((*CROSS, a), Decimal(0)), liabilities.get((CROSS, a))
+            )
+            for a in assets
+        ]
+        return _json(
+            {
+                "borrowEnabled": True,
+                "marginLevel": "999",
+                "totalAssetOfBtc": "0",
+                "totalLiabilityOfBtc": "0",
+                "totalNetAssetOfBtc": "0",
+                "tradeEnabled": True,
+                "transferInEnabled": True,
+                "transferOutEnabled": True,
+                "accountType": "MARGIN_1",
+                "userAssets": rows,
+            }
+        )
+
+    def _sapi_v1_margin_isolated_account(self, request: Request) -> Response:
+        history, _params, now = self._account(request)
+        balances, liabilities = history._replay(now)
+        pairs = sorted({k[2] for k in balances if k[0] == "isolated_margin"})
+        assets = []
+        for pair in pairs:
+            base, quote = SYMBOLS[pair][:2]
+            account = ("isolated_margin", None, pair)
+            sides = {
+                name: {
+                    **self._margin_asset(
+                        a, balances.get((*account, a), Decimal(0)), liabilities.get((account, a))
+                    ),
+                    "netAssetOfBtc": "0",
+                    "totalAsset": s(balances.get((*account, a), Decimal(0))),
+                    "borrowEnabled": True,
+                    "repayEnabled": True,
+                }
+                for name, a in (("baseAsset", base), ("quoteAsset", quote))
+            }
+            assets.append(
+                {
+                    "symbol": pair,
+                    **sides,
+                    "isolatedCreated": True,
+                    "enabled": True,
+                    "marginLevel": "999",
+                    "marginLevelStatus": "EXCESSIVE",
+                    "tradeEnabled": True,
+                }
+            )
+        return _json(
+            {
+                "assets": assets,
+                "totalAssetOfBtc": "0",
+                "totalLiabilityOfBtc": "0",
+                "totalNetAssetOfBtc": "0",
+            }
+        )
+
+    def _futures(self, request: Request, account: Any) -> Response:
+        history, _params, now = self._account(request)
+        rows = []
+        for (kind, sub, key, asset), amount in sorted(
+            self._balances(history, now).items(), key=str
+        ):
+            if (kind, sub, key) == account:
+                rows.append(
+                    {
+                        "accountAlias": "SgsR",
+                        "asset": asset,
+                        "balance": s(amount),
+                        "crossWalletBalance": s(amount),
+                        "crossUnPnl": "0.00000000",
+                        "availableBalance": s(amount),
+                        "maxWithdrawAmount": s(amount),
+                        "marginAvailable": True,
+                        "updateTime": now,
+                    }
+                )
+        return _json(rows)
+
+    def _fapi_v3_balance(self, request: Request) -> Response:
+        return self._futures(request, USDM)
+
+    def _dapi_v1_balance(self, request: Request) -> Response:
+        return self._futures(request, COINM)
+
+    def _earn(self, request: Request, locked: bool) -> Response:
+        history, params, now = self._account(request)
+        rows = []
+        for (kind, sub, _key, asset), amount in sorted(
+            self._balances(history, now).items(), key=str
+        ):
+            if (kind, sub) != ("earn", None) or (asset in LOCKED_ASSETS) != locked:
+                continue
+            if locked:
+                rows.append(
+                    {
+                        "positionId": 777,
+                        "projectId": f"{asset}*30",
+                        "asset": asset,
+                        "amount": s(amount),
+                        "purchaseTime": 0,
+                        "duration": "30",
+                        "accrualDays": "1",
+                        "rewardAsset": asset,
+                        "APY": "0.05",
+                        "status": "HOLDING",
+                    }
+                )
+            else:
+                rows.append(
+                    {
+                        "totalAmount": s(amount),
+                        "asset": asset,
+                        "productId": f"{asset}001",
+                        "canRedeem": True,
+                        "collateralAmount": "0",
+                        "latestAnnualPercentageRate": "0.05",
+                        "cumulativeTotalRewards": "0",
+                        "autoSubscribe": True,
+                    }
+                )
+        size = int(params.get("size", 10))
+        current = int(params.get("current", 1))
+        return _json({"rows": rows[(current - 1) * size : current * size], "total": len(rows)})
+
+    def _sapi_v1_simple_earn_flexible_position(self, request: Request) -> Response:
+        return self._earn(request, locked=False)
+
+    def _sapi_v1_simple_earn_locked_position(self, request: Request) -> Response:
+        return self._earn(request, locked=True)
+
+    def _sapi_v1_sub_account_list(self, request: Request) -> Response:
+        history, _params, _now = self._account(request)
+        subs = [] if history is _EMPTY or not history.events else list(history.sub_accounts)
+        return _json(
+            {
+                "subAccounts": [
+                    {
+                        "subUserId": 1000 + i,
+                        "email": email,
+                        "remark": "",
+                        "isFreeze": False,
+                        "createTime": int(history.start.timestamp() * 1000),
+                        "isManagedSubAccount": False,
+                        "isAssetManagementSubAccount": False,
+                    }
+                    for i, email in enumerate(subs)
+                ]
+            }
+        )
+
+    def _sapi_v3_sub_account_assets(self, request: Request) -> Response:
+        history, params, now = self._account(request)
+        email = params.get("email")
+        if not email:
+            raise _mandatory("email")
+        return _json(
+            {
+                "balances": [
+                    {
+                        "asset": asset,
+                        "free": s(amount),
+                        "locked": "0",
+                        "freeze": "0",
+                        "withdrawing": "0",
+                    }
+                    for (kind, sub, _key, asset), amount in sorted(
+                        self._balances(history, now).items(), key=str
+                    )
+                    if kind == "spot" and sub == email
+                ]
+            }
+        )
+
+    def _sapi_v1_accountSnapshot(self, request: Request) -> Response:
+        history, params, now = self._account(request)
+        kind = params.get("type")
+        if kind not in ("SPOT", "MARGIN", "FUTURES"):
+            raise _mandatory("type")
+        limit = int(params.get("limit", 7))
+        if not 7 <= limit <= 30:
+            raise _bad(-1130, "Data sent for parameter 'limit' is not valid.")
+        end = int(params.get("endTime", now))
+        start = int(params.get("startTime", end - 7 * DAY_MS))
+        if end - start >= 30 * DAY_MS:
+            raise _bad(-1127, "More than 30 days between startTime and endTime.")
+        first = max(start, now - 30 * DAY_MS)
+        vos = []
+        day_end = (first // DAY_MS) * DAY_MS + DAY_MS - 1000
+        while day_end <= min(end, now):
+            if (
+                day_end >= first
+                and history.events
+                and day_end >= int(history.start.timestamp() * 1000)
+            ):
+                vos.append(_snapshot_vo(history, kind, day_end))
+            day_end += DAY_MS
+        return _json({"code": 200, "msg": "", "snapshotVos": vos[-limit:]})
+
+
+def _snapshot_vo(history: History, kind: str, at: int) -> dict[str, Any]:
+    balances, liabilities = history._replay(at)
+    if kind == "SPOT":
+        rows = [
+            {"asset": k[3], "free": s(v), "locked": "0"}
+            for k, v in sorted(balances.items(), key=str)
+            if k[:3] == SPOT and v
+        ]
+        data: dict[str, Any] = {"balances": rows, "totalAssetOfBtc": "0"}
+    elif kind == "MARGIN":
+        rows = [
+            Feeds._margin_asset(k[3], v, liabilities.get((CROSS, k[3])))
+            for k, v in sorted(balances.items(), key=str)
+            if k[:3] == CROSS
+        ]
+        data = {
+            "marginLevel": "999",
+            "totalAssetOfBtc": "0",
+            "totalLiabilityOfBtc": "0",
+            "totalNetAssetOfBtc": "0",
+            "userAssets": rows,
+        }
+    else:
+        rows = [
+            {"asset": k[3], "marginBalance": s(v), "walletBalance": s(v)}
+            for k, v in sorted(balances.items(), key=str)
+            if k[:3] == USDM
+        ]
+        data = {"assets": rows, "position": []}
+    return {"type": kind.lower(), "updateTime": at, "data": data}
+
+
+def _matches(event: Event, attribute: str, wanted: str) -> bool:
+    value = event.context.get(attribute, event.row.get(attribute, ""))
+    if isinstance(value, bool):
+        return value == (wanted.upper() == "TRUE")
+    return str(value) == wanted
+
+
+def _sub_direction(events: list[Event], params: dict[str, str]) -> list[Event]:
+    # Binance: fromEmail xor toEmail; neither means "the master sent it" (pitfall 11).
+    if params.get("fromEmail") and params.get("toEmail"):
+        raise _bad(-1102, "fromEmail and toEmail cannot be sent together.")
+    if params.get("toEmail"):
+        return [e for e in events if e.row["toEmail"] == params["toEmail"]]
+    sender = params.get("fromEmail") or master_email()
+    return [e for e in events if e.row["fromEmail"] == sender]
+
+
+def _envelope(
+    feed: Feed, rows: list[dict[str, Any]], total: int, more: bool, start: Any, end: Any, limit: int
+) -> Any:
+    if feed.envelope == "rows":
+        return {"rows": rows, "total": total} if total else {"total": 0}
+    if feed.envelope == "convert":
+        return {"list": rows, "startTime": start, "endTime": end, "limit": limit, "moreData": more}
+    if feed.envelope == "fiat":
+        body: dict[str, Any] = {
+            "code": "000000",
+            "message": "success",
+            "total": total,
+            "success": True,
+        }
+        if total:
+            body["data"] = rows
+        return body
+    if feed.envelope == "dust":
+        return {"total": len(rows), "userAssetDribblets": rows}
+    if feed.envelope == "result":
+        return {"result": rows, "totalCount": total}
+    return rows
+
+
 class _QuietHandler(WSGIRequestHandler):
     # The access log would print every signed query string (signature included) to the output.
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+    # The simulator writes its own `Date` (its business clock); the base class would add another.
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
 
 
 @dataclass

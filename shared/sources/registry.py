@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.sources.common.base import SourceType
 
 _REGISTRY: dict[str, SourceType] = {}
+_loaded = False
 
 
 def register(source: SourceType) -> SourceType:
@@ -14,8 +15,11 @@ def register(source: SourceType) -> SourceType:
 
 def source_types() -> dict[str, SourceType]:
     """Every registered provider, by type."""
-    if not _REGISTRY:
+    global _loaded
+    if not _loaded:
+        # Importing one provider's package (a test, a function) registers it alone; load all.
         _load()
+        _loaded = True
     return dict(_REGISTRY)
 
 

@@ -6,7 +6,9 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -75,6 +77,18 @@ class _ClockRejected(ProviderUnavailable):
     """-1021: our timestamp fell outside Binance's window (retried once after a re-sync)."""
 
 
+class Transient(ProviderUnavailable):
+    """A 5xx answer, a timeout or a broken connection: the outcome is unknown, a GET may retry."""
+
+
+class Banned(ProviderUnavailable):
+    """HTTP 418: Binance banned this IP; nothing may be sent before `banned_until`."""
+
+    def __init__(self, message: str, banned_until: datetime, details: dict[str, Any]) -> None:
+        super().__init__(PROVIDER, message, details)
+        self.banned_until = banned_until
+
+
 def evaluate_restrictions(reported: Mapping[str, Any]) -> PermissionReport:
     """Apply reference §2's fail-closed rule to a GET /sapi/v1/account/apiRestrictions answer."""
     writes = []
@@ -141,10 +155,10 @@ def _error(response: requests.Response, path: str) -> DomainError:
     if status == 418:
         retry_after = _retry_after(response, message) or 0
         until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=retry_after)
-        return ProviderUnavailable(
-            PROVIDER,
+        return Banned(
             f"Binance has banned this server's IP address until {until:%Y-%m-%d %H:%M:%S} UTC "
             "for exceeding its rate limits",
+            until,
             {**details, "retry_after": retry_after, "banned_until": until.isoformat()},
         )
     if status == 429 or code == -1003:
@@ -163,7 +177,7 @@ def _error(response: requests.Response, path: str) -> DomainError:
             PROVIDER, "Binance rejected the request time even after re-reading its clock", details
         )
     if status >= 500:
-        return ProviderUnavailable(PROVIDER, f"Binance answered HTTP {status}", details)
+        return Transient(PROVIDER, f"Binance answered HTTP {status}", details)
     # Anything else is a request Coinfrs should not have sent; Binance's text helps fix it.
     log.error(
         "binance refused a request for an unexpected reason",
@@ -253,13 +267,9 @@ class _Binance(BinanceClient):
                 method.upper(), url, data=body, headers=headers, timeout=self._timeout
             )
         except requests.Timeout:
-            failure = ProviderUnavailable(
-                PROVIDER, f"Binance did not answer within {self._timeout:g} s"
-            )
+            failure = Transient(PROVIDER, f"Binance did not answer within {self._timeout:g} s")
         except requests.RequestException as error:
-            failure = ProviderUnavailable(
-                PROVIDER, f"Binance could not be reached ({type(error).__name__})"
-            )
+            failure = Transient(PROVIDER, f"Binance could not be reached ({type(error).__name__})")
         # Raised outside the except blocks: requests' exception text holds the signed URL, and an
         # implicit __context__ would carry it into tracebacks and Sentry.
         if failure is not None:
@@ -294,11 +304,108 @@ class _Binance(BinanceClient):
         raise failure
 
 
+# Reference §4: meter -> (weight header, limit per minute). Each sapi endpoint has its own budget.
+METERS: dict[str, tuple[str, int]] = {
+    "api": ("x-mbx-used-weight-1m", 6000),
+    "sapi_ip": ("x-sapi-used-ip-weight-1m", 12000),
+    "sapi_uid": ("x-sapi-used-uid-weight-1m", 180000),
+    "fapi": ("x-mbx-used-weight-1m", 2400),
+    "dapi": ("x-mbx-used-weight-1m", 2400),
+}
+# Slow down once a budget is this full: other processes on the IP share it.
+BUDGET_SHARE = 0.9
+MAX_RETRIES = 3
+BACKOFF_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answer: its JSON, Binance's time of the reply (`Date`), the weight it reported."""
+
+    data: Any
+    date: datetime | None
+    used_weight: int | None
+
+
+@dataclass
+class CallStats:
+    """What a client spent: calls answered, weight charged, rate limits met, retries made."""
+
+    calls: int = 0
+    weight: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    by_meter: dict[str, int] = field(default_factory=dict)
+
+
+class Pacer:
+    """Keeps each weight budget under BUDGET_SHARE of its limit, from the weights Binance reports.
+
+    Binance counts weight per clock minute (UTC); when the next call would cross the share, wait
+    for the next minute instead of meeting a 429 (and, past it, a 418 ban)."""
+
+    def __init__(self, sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
+        self._sleep, self._clock = sleep, clock
+        self._used: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def before(self, meter: str, scope: str, weight: int) -> None:
+        limit = METERS[meter][1]
+        minute, used = self._used.get((meter, scope), (-1, 0))
+        now = self._clock()
+        if int(now // 60) != minute:
+            return
+        if used + weight > limit * BUDGET_SHARE:
+            wait = 60 - now % 60 + 0.5
+            log.info(
+                "binance weight budget nearly spent; waiting for the next minute",
+                extra={"provider": PROVIDER, "meter": meter, "used": used, "wait_s": wait},
+            )
+            self._sleep(wait)
+            self._used.pop((meter, scope), None)
+
+    def after(self, meter: str, scope: str, used: int | None, weight: int) -> None:
+        minute = int(self._clock() // 60)
+        if used is None:
+            # No header: count our own charge.
+            seen_minute, seen = self._used.get((meter, scope), (minute, 0))
+            used = (seen if seen_minute == minute else 0) + weight
+        self._used[(meter, scope)] = (minute, used)
+
+    def exhausted(self, meter: str, scope: str) -> None:
+        self._used[(meter, scope)] = (int(self._clock() // 60), METERS[meter][1])
+
+
+def meter_of(path: str, uid: bool = False) -> tuple[str, str]:
+    """(meter, scope) of an endpoint: sapi budgets are per endpoint, the others shared."""
+    if path.startswith("/sapi/"):
+        return ("sapi_uid" if uid else "sapi_ip"), path
+    if path.startswith("/fapi/"):
+        return "fapi", ""
+    if path.startswith("/dapi/"):
+        return "dapi", ""
+    return "api", ""
+
+
+def _reply_date(header: str | None) -> datetime | None:
+    if not header:
+        return None
+    try:
+        return parsedate_to_datetime(header).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
 class Client:
     """Binance for one set of credentials: the permission check, and `signed()` for any call."""
 
     def __init__(
-        self, settings: Settings, credentials: BaseModel, *, timeout: float = TIMEOUT_SECONDS
+        self,
+        settings: Settings,
+        credentials: BaseModel,
+        *,
+        timeout: float = TIMEOUT_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if isinstance(credentials, HmacCredentials):
             secret, private_key = credentials.api_secret.get_secret_value(), None
@@ -308,6 +415,76 @@ class Client:
             raise TypeError(f"not Binance credentials: {type(credentials).__name__}")
         self._binance = _Binance(settings, credentials.api_key, secret, private_key, timeout)
         self._clock_read = False
+        self._hosts = {
+            "/api/": settings.binance_spot_url,
+            "/sapi/": settings.binance_spot_url,
+            "/fapi/": settings.binance_usdm_url,
+            "/dapi/": settings.binance_coinm_url,
+        }
+        self._sleep = sleep
+        self.pacer = Pacer(sleep, clock)
+        self.stats = CallStats()
+
+    def request(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        method: str = "GET",
+        weight: int = 1,
+        uid: bool = False,
+        signed: bool = True,
+    ) -> Reply:
+        """One call to any Binance REST path, paced under its weight budget and retried.
+
+        429: waits Retry-After (at least 1 s) and retries; 5xx, timeouts: retries with
+        exponential backoff; at most MAX_RETRIES retries, then raises ProviderUnavailable.
+        418 raises Banned at once (nothing may be sent until the ban ends)."""
+        prefix = "/" + path.split("/")[1] + "/"
+        uri = self._hosts[prefix] + path
+        meter, scope = meter_of(path, uid)
+        attempt = 0
+        while True:
+            self.pacer.before(meter, scope, weight)
+            try:
+                if signed:
+                    data = self.signed(
+                        lambda b: b._request(method.lower(), uri, True, data=dict(params or {}))
+                    )
+                else:
+                    data = self._binance._request(
+                        method.lower(), uri, False, data=dict(params or {})
+                    )
+            except RateLimited as error:
+                self.stats.rate_limited += 1
+                self.pacer.exhausted(meter, scope)
+                if attempt >= MAX_RETRIES:
+                    raise
+                wait: float = max(error.retry_after, 1)
+            except Transient as error:
+                if attempt >= MAX_RETRIES:
+                    raise ProviderUnavailable(
+                        PROVIDER,
+                        f"Binance failed {attempt + 1} times in a row on {path}: {error.message}",
+                        error.details,
+                    ) from None
+                wait = BACKOFF_SECONDS * 2**attempt
+            else:
+                headers = self._binance.response.headers
+                header = headers.get(METERS[meter][0])
+                used = int(header) if header and header.isdigit() else None
+                self.pacer.after(meter, scope, used, weight)
+                self.stats.calls += 1
+                self.stats.weight += weight
+                self.stats.by_meter[meter] = self.stats.by_meter.get(meter, 0) + weight
+                return Reply(data, _reply_date(headers.get("Date")), used)
+            attempt += 1
+            self.stats.retries += 1
+            log.warning(
+                "binance call failed; retrying",
+                extra={"provider": PROVIDER, "path": path, "attempt": attempt, "wait_s": wait},
+            )
+            self._sleep(wait)
 
     def __repr__(self) -> str:
         return f"<binance.Client {self._binance.API_URL}>"
