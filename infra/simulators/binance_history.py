@@ -324,7 +324,10 @@ class History:
         return True
 
     def _do_trade(self, t: int) -> None:
-        symbols = self.listed_symbols(t)
+        # Binance halts trading on a pair it delists a day or more before removing it from
+        # exchangeInfo, so a daily run still fetches the last fills while the pair is listed.
+        halt = self.delisted_at - DAY_MS
+        symbols = [sym for sym in self.listed_symbols(t) if sym != DELISTED_SYMBOL or t < halt]
         symbol = self._rng.choice(symbols)
         base, _quote, _price = SYMBOLS[symbol]
         qty = {"BTC": self._amount("0.001", "0.05"), "ETH": self._amount("0.01", "1")}.get(

@@ -220,7 +220,13 @@ class Ingestor:
             # Without an email Binance lists what the master sent; each sub's sends separately.
             if not self.sub_accounts:
                 return []
-            return [("", {}, {}), *((f"from:{e}", {"fromEmail": e}, {}) for e in self.sub_accounts)]
+            # The rows name both sides by email; which emails are sub-accounts (the rest is the
+            # master, whose accounts carry no sub-account) is only known here.
+            context = {"sub_accounts": sorted(self.sub_accounts)}
+            return [
+                ("", {}, context),
+                *((f"from:{e}", {"fromEmail": e}, context) for e in self.sub_accounts),
+            ]
         raise ValueError(f"unknown partition kind {kind!r}")
 
     # -- one stream partition --------------------------------------------------------------------

@@ -401,14 +401,19 @@ def map_sub_account_transfer(payload: dict[str, Any]) -> list[TransactionDraft]:
     _transfer_status(payload)
     context = _context(payload)
     master = context.get("master_email")
+    subs = set(context["sub_accounts"]) if "sub_accounts" in context else None
 
     def side(email_field: str, type_field: str, symbol_field: str, amount: Decimal) -> tuple:
         email = req(payload, email_field)
         kind = req(payload, type_field)
         if kind not in _SUB_ACCOUNT_TYPES:
             raise MappingError(f"unknown {type_field} {kind!r}")
-        # The master's own accounts carry no sub-account email (CONTRACT.md `account`).
-        sub_account = None if master and email == master else email
+        # The master's own accounts carry no sub-account email (CONTRACT.md `account`); the
+        # ingestion names the sub-accounts, every other email is the master's.
+        if subs is not None:
+            sub_account = email if email in subs else None
+        else:
+            sub_account = None if master and email == master else email
         symbol = payload.get(symbol_field) or context.get(symbol_field) or context.get("symbol")
         return (
             _SUB_ACCOUNT_TYPES[kind],
