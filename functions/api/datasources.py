@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +18,7 @@ from shared.http.envelope import Page
 from shared.http.models import PageQuery, ReplyModel, RequestModel
 from shared.http.routing import Call
 from shared.services import datasources as service
+from shared.services import sync as sync_service
 
 runtime = bootstrap()
 router = signed_in_router("datasources", runtime)
@@ -106,6 +107,30 @@ def one(call: Call) -> DataSourceReply:
 )
 def validate(call: Call) -> DataSourceReply:
     return DataSourceReply.of(service.validate(runtime, call.user.id, uuid_path(call)))
+
+
+class SyncRequest(RequestModel):
+    start: date | None = Field(default=None, description="First UTC day of history to fetch.")
+    end: date | None = Field(default=None, description="Last UTC day of history to fetch.")
+
+
+class SyncAccepted(ReplyModel):
+    job_id: UUID
+
+
+@router.post(
+    "/datasources/{id}/sync",
+    "Fetch the provider's history and current balances, then update the ledger",
+    body=SyncRequest,
+    response=SyncAccepted,
+    status=202,
+    errors=(409,),
+)
+def sync(call: Call) -> SyncAccepted:
+    job = sync_service.request_sync(
+        runtime, call.user.id, uuid_path(call), call.body.start, call.body.end
+    )
+    return SyncAccepted(job_id=job.id)
 
 
 @router.delete(

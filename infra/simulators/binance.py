@@ -313,7 +313,12 @@ class BinanceSimulator:
             self.requests.append((request.method, request.path))
         route = self._routes.get((request.method, request.path))
         if route is not None and request.path in self.feeds.paths:
-            response = self.feeds.serve(request, route)
+            try:
+                # A key's fault profile (rejected, banned, ...) hits the history endpoints too.
+                self._fault(request, signed=request.path != "/api/v3/exchangeInfo")
+                response = self.feeds.serve(request, route)
+            except BinanceError as error:
+                response = error.response()
         elif route is None:
             known = any(path == request.path for _method, path in self._routes)
             response = Response("", status=405 if known else 404)

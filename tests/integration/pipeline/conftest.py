@@ -35,6 +35,7 @@ def pipeline(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pip
     thread.start()
     base = f"http://127.0.0.1:{server.server_port}"
     runtime = bootstrap()  # every function module shares this one
+    _fake_time_for_ingestion(monkeypatch)
     settings = runtime.settings.model_copy(update={"functions_base_url": f"{base}/functions"})
     bus = LocalBus(settings, backoff_seconds=0.01)
     monkeypatch.setattr(runtime, "settings", settings)
@@ -46,3 +47,33 @@ def pipeline(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pip
         bus.close()
         server.shutdown()
         thread.join(timeout=5)
+
+
+class FakeTime:
+    """Time that passes only when slept on: rate-limit pacing and backoff cost no real time."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _fake_time_for_ingestion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Binance ingestion paces itself on the provider's weight budget, as it must; here it
+    and the simulator's weight meter share a fake clock so a sync takes no wall time."""
+    import dataclasses
+    import functools
+
+    from shared.sources import registry
+
+    fake = FakeTime()
+    binance = registry.source_types()["binance"]
+    paced = functools.partial(binance.ingest, sleep=fake.sleep, clock=fake.time)
+    monkeypatch.setitem(registry._REGISTRY, "binance", dataclasses.replace(binance, ingest=paced))
+    from tests.conftest import PROVIDERS
+
+    monkeypatch.setattr(PROVIDERS.binance.simulator.feeds, "clock", fake.time)

@@ -1,0 +1,131 @@
+"""A sync through the real chain: the API queues a task, `binance_ingest` fills staging and
+publishes `raw-ingested`, `binance_etl` writes the ledger; duplicates change nothing; a step that
+keeps failing ends in a `failed` job the API shows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from infra.simulators.binance_history import History
+from shared.db.models import Movement, RawBinanceData, Transaction
+from shared.messaging.messages import IngestRequested, RawIngested
+
+
+@pytest.fixture
+def connected(providers, sign_in_user, pipeline):
+    """A signed-in owner whose Binance data source reads a 6-day simulated history."""
+    from shared.services import portfolios
+
+    simulator = providers.binance.simulator
+    history = History("pipeline", days=6)
+    simulator.now = history.end + timedelta(minutes=30)
+    owner = sign_in_user()
+    portfolio = portfolios.create_portfolio(owner.id, "Fund", None)
+    entity = portfolios.create_entity(owner.id, {"portfolio_id": portfolio.id, "name": "Ltd"})
+    api_key, secret = simulator.add_hmac_key("read_only", history=history)
+    api = httpx.Client(base_url=f"{pipeline.base}/api/v1", headers=owner.headers, timeout=60)
+    created = api.post(
+        "/datasources/",
+        json={
+            "data": {
+                "entity_id": str(entity.id),
+                "type": "binance",
+                "name": "main",
+                "credentials": {"api_key": api_key, "api_secret": secret},
+            }
+        },
+    )
+    assert created.status_code == 201, created.json()
+    yield api, created.json()["data"]["id"], history, api_key
+    simulator.now = None
+    api.close()
+
+
+def _sync(api, data_source_id, history):
+    started = api.post(
+        f"/datasources/{data_source_id}/sync",
+        json={"data": {"start": history.start.date().isoformat()}},
+    )
+    assert started.status_code == 202, started.json()
+    return started.json()["data"]["job_id"]
+
+
+def _counts(engine, data_source_id):
+    with engine.connect() as connection:
+        return tuple(
+            connection.execute(
+                select(func.count())
+                .select_from(model)
+                .where(model.data_source_id == data_source_id)
+            ).scalar()
+            for model in (RawBinanceData, Transaction)
+        ) + (
+            connection.execute(
+                select(func.count())
+                .select_from(Movement)
+                .join(Transaction, Transaction.id == Movement.transaction_id)
+                .where(Transaction.data_source_id == data_source_id)
+            ).scalar(),
+        )
+
+
+def test_a_sync_runs_ingest_then_etl(connected, pipeline, engine):
+    api, data_source_id, history, _ = connected
+    job_id = _sync(api, data_source_id, history)
+    pipeline.bus.drain(timeout=120)
+    job = api.get(f"/jobs/{job_id}").json()["data"]
+    assert job["status"] == "succeeded", job
+    assert job["progress"]["stage"] == "done"
+    assert job["progress"]["ingest"]["records_inserted"] > 0
+    assert job["progress"]["etl"]["failed"] == 0
+    raw, transactions, movements = _counts(engine, data_source_id)
+    assert raw > 0 and transactions > 0 and movements >= transactions
+    listed = api.get("/transactions/", params={"data_source_id": data_source_id, "limit": 5})
+    assert len(listed.json()["data"]) == 5 and listed.json()["meta"]["next_cursor"]
+    first = listed.json()["data"][0]
+    assert all(isinstance(leg["amount"], str) for leg in first["movements"])
+    positions = api.get("/positions/", params={"data_source_id": data_source_id}).json()["data"]
+    assert {p["account"]["type"] for p in positions} >= {"spot", "funding"}
+    source = api.get(f"/datasources/{data_source_id}").json()["data"]
+    assert source["last_synced_at"] is not None
+
+
+def test_every_message_delivered_twice_changes_nothing(connected, pipeline, engine):
+    api, data_source_id, history, _ = connected
+    job_id = _sync(api, data_source_id, history)
+    pipeline.bus.drain(timeout=120)
+    before = _counts(engine, data_source_id)
+    job = api.get(f"/jobs/{job_id}").json()["data"]
+    import uuid
+
+    ids = {
+        "job_id": uuid.UUID(job_id),
+        "data_source_id": uuid.UUID(data_source_id),
+        "provider": "binance",
+    }
+    again = IngestRequested(**ids)
+    pipeline.bus.enqueue(*again.route(), again, task_name=f"again-{job_id}")
+    pipeline.bus.publish(RawIngested.TOPIC, RawIngested(**ids))
+    pipeline.bus.drain(timeout=120)
+    assert _counts(engine, data_source_id) == before
+    assert api.get(f"/jobs/{job_id}").json()["data"] == job
+    assert pipeline.bus.dead_letters == [] and pipeline.bus.dropped_tasks == []
+
+
+def test_a_step_failing_every_attempt_fails_the_job(connected, pipeline, providers):
+    api, data_source_id, history, api_key = connected
+    providers.binance.simulator.set_profile(api_key, "rejected")
+    try:
+        job_id = _sync(api, data_source_id, history)
+        pipeline.bus.drain(timeout=120)
+    finally:
+        providers.binance.simulator.set_profile(api_key, "read_only")
+    job = api.get(f"/jobs/{job_id}").json()["data"]
+    assert job["status"] == "failed"
+    assert "rejected" in job["error"].lower()
+    [dropped] = pipeline.bus.dropped_tasks
+    assert dropped.attempts == 4 and dropped.target == "binance_ingest"
