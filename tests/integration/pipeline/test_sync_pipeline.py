@@ -55,22 +55,23 @@ def _sync(api, data_source_id, history):
 
 
 def _counts(engine, data_source_id):
+    """(raw rows, transactions, movements) of one data source."""
+    movements = (
+        select(func.count())
+        .select_from(Movement)
+        .join(Transaction, Transaction.id == Movement.transaction_id)
+        .where(Transaction.data_source_id == data_source_id)
+    )
     with engine.connect() as connection:
-        return tuple(
+        counts = [
             connection.execute(
                 select(func.count())
                 .select_from(model)
                 .where(model.data_source_id == data_source_id)
             ).scalar()
             for model in (RawBinanceData, Transaction)
-        ) + (
-            connection.execute(
-                select(func.count())
-                .select_from(Movement)
-                .join(Transaction, Transaction.id == Movement.transaction_id)
-                .where(Transaction.data_source_id == data_source_id)
-            ).scalar(),
-        )
+        ]
+        return (*counts, connection.execute(movements).scalar())
 
 
 def test_a_sync_runs_ingest_then_etl(connected, pipeline, engine):
