@@ -17,7 +17,7 @@ help:
 	@echo "make serve    start the local stack only (honours DATABASE_URL, PORT, provider URLs, ...)"
 	@echo "make setup    install what is missing (idempotent)"
 	@echo "make migrate  apply pending migrations (embedded PostgreSQL when DATABASE_URL is unset)"
-	@echo "make bench    print benchmark figures (cold import time of every function target)"
+	@echo "make bench    print benchmark figures (imports, Binance backfill, ETL throughput)"
 	@echo "make lint     ruff"
 
 setup: $(VENV)/.installed $(TASKS_VENV)/.installed
@@ -41,8 +41,12 @@ serve: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Figures, not pass/fail: cold imports, a Binance backfill's calls and weight, ETL throughput.
+BENCH_ETL_RECORDS ?= 1000000
 bench: setup
 	$(PY) tests/bench/import_times.py
+	$(PY) tests/bench/binance_backfill.py --days 60
+	$(PY) tests/bench/binance_etl.py --records $(BENCH_ETL_RECORDS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -156,6 +157,7 @@ class Simulated:
     """What the stack simulates, for `make run` to use: a read-only Binance key, the mail sink."""
 
     binance_key: tuple[str, str] | None = None
+    history_start: date | None = None
     mail: SmtpSink | None = None
 
 
@@ -168,7 +170,15 @@ def provider_simulators(port: int) -> Iterator[Simulated]:
     simulated = Simulated()
     with contextlib.ExitStack() as started:
         if not _configured("BINANCE_SPOT_URL"):
-            running = started.enter_context(binance.serve())
+            from infra.simulators.binance_history import History
+
+            # The sample account: a month of seeded history ending today, every stream in it.
+            today = datetime.now(UTC).date()
+            history = History("coinfrs-local", days=30, start=today - timedelta(days=30))
+            simulated.history_start = history.start.date()
+            running = started.enter_context(
+                binance.serve(binance.BinanceSimulator(history=history))
+            )
             for name in ("BINANCE_SPOT_URL", "BINANCE_USDM_URL", "BINANCE_COINM_URL"):
                 os.environ[name] = running.url
             simulated.binance_key = running.simulator.add_hmac_key("read_only")
@@ -269,13 +279,16 @@ def _seed_demo(api: str, simulated: Simulated) -> list[str]:
             f"  data sources    {statuses}",
         ]
         for source in sources:
-            lines += _sync(client, headers, source)
+            lines += _sync(client, headers, source, simulated.history_start)
     return lines
 
 
-def _sync(client: httpx.Client, headers: dict[str, str], source: dict) -> list[str]:
+def _sync(
+    client: httpx.Client, headers: dict[str, str], source: dict, start: date | None
+) -> list[str]:
     """Sync one data source through the pipeline and report what it did."""
-    started = client.post(f"/datasources/{source['id']}/sync", headers=headers, json={"data": {}})
+    body = {"start": start.isoformat()} if start else {}
+    started = client.post(f"/datasources/{source['id']}/sync", headers=headers, json={"data": body})
     if started.status_code != 202:
         return [f"  sync            {source['name']}: {started.json()['error']['message']}"]
     job_id = started.json()["data"]["job_id"]
@@ -302,8 +315,9 @@ def _sync(client: httpx.Client, headers: dict[str, str], source: dict) -> list[s
             break
     return [
         f"  sync            {source['name']}: succeeded",
-        f"  streams         {len(ingest.get('streams') or [])} ingested, "
-        f"{ingest.get('records', 0)} raw records, {ingest.get('api_calls', 0)} API calls",
+        f"  ingested        {len(ingest.get('streams_done') or [])} streams, "
+        f"{ingest.get('records_inserted', 0)} raw records, {ingest.get('api_calls', 0)} API calls, "
+        f"{ingest.get('snapshots', 0)} balance reads",
         f"  ledger          {transactions} transactions, {etl.get('failed', 0)} raw records failed",
         f"  positions       {len(positions.json()['data'])} (account, asset) balances",
     ]
