@@ -23,6 +23,8 @@ TARGETS: dict[str, str] = {
     "positions": "functions.api.positions",
     "binance_ingest": "functions.pipeline.binance",
     "binance_etl": "functions.pipeline.binance",
+    "binance_reconcile": "functions.pipeline.binance",
+    "reconciliation": "functions.api.reconciliation",
 }
 
 __all__ = list(TARGETS)

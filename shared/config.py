@@ -7,6 +7,7 @@ import binascii
 import functools
 import os
 from datetime import timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -160,6 +161,8 @@ class Settings(BaseSettings):
     fireblocks_url: str = "https://api.fireblocks.io"
 
     snapshot_grace: timedelta = timedelta(hours=6)
+    # Per-asset tolerance of the daily check, JSON: {"USDT": "0.000001"}; none means exact.
+    reconciliation_tolerances: dict[str, Decimal] = {}
 
     @field_validator(
         "oauth_redirect_uris",

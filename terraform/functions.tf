@@ -115,6 +115,28 @@ locals {
       ]
       secrets = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
     }
+    # The daily check: a canonical-updated push after every sync, or the API's trigger (a
+    # Cloud Task); it publishes reconciliation-alerts and mails the owner.
+    binance_reconcile = {
+      entry_point   = "binance_reconcile"
+      kind          = "event"
+      invoked_by    = ["tasks", "pubsub"]
+      memory        = "512M"
+      timeout       = 540
+      max_instances = 5
+      roles         = ["roles/cloudsql.client", "roles/pubsub.publisher"]
+      secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN", "SMTP_PASSWORD"]
+    }
+    reconciliation = {
+      entry_point   = "reconciliation"
+      kind          = "http"
+      invoked_by    = []
+      memory        = "256M"
+      timeout       = 30
+      max_instances = 10
+      roles         = ["roles/cloudsql.client", "roles/cloudtasks.enqueuer"]
+      secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
+    }
     binance_etl = {
       entry_point   = "binance_etl"
       kind          = "event"
@@ -154,16 +176,17 @@ locals {
   # Mirrors ROUTE_GROUPS of functions/api/__init__.py, which names the function's entry point
   # (tests/unit/terraform keeps them equal). A new HTTP function adds its segments here.
   api_route_groups = {
-    "auth"         = "auth"
-    "users"        = "users"
-    "portfolios"   = "portfolios"
-    "entities"     = "entities"
-    "datasources"  = "datasources"
-    "jobs"         = "jobs"
-    "transactions" = "transactions"
-    "positions"    = "positions"
-    "health"       = "health"
-    "openapi.json" = "openapi"
+    "auth"           = "auth"
+    "users"          = "users"
+    "portfolios"     = "portfolios"
+    "entities"       = "entities"
+    "datasources"    = "datasources"
+    "jobs"           = "jobs"
+    "transactions"   = "transactions"
+    "positions"      = "positions"
+    "reconciliation" = "reconciliation"
+    "health"         = "health"
+    "openapi.json"   = "openapi"
   }
 
   # Cloud Functions answers every function at <base>/<name>; set here rather than read from the

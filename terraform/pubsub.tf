@@ -6,7 +6,8 @@ locals {
   #   binance-etl = { topic = "raw-ingested", provider = "binance", function = "binance_etl" }
   # The function must list "pubsub" in its invoked_by. Mirrors topology.SUBSCRIPTIONS (tested).
   subscriptions = {
-    "raw-ingested-binance-etl" = { topic = "raw-ingested", provider = "binance", function = "binance_etl" }
+    "raw-ingested-binance-etl"            = { topic = "raw-ingested", provider = "binance", function = "binance_etl" }
+    "canonical-updated-binance-reconcile" = { topic = "canonical-updated", provider = "binance", function = "binance_reconcile" }
   }
 
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"

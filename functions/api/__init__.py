@@ -10,6 +10,7 @@ ROUTE_GROUPS: dict[str, str] = {
     "jobs": "jobs",
     "transactions": "transactions",
     "positions": "positions",
+    "reconciliation": "reconciliation",
     "health": "health",
     "openapi.json": "openapi",
 }

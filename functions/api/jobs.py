@@ -15,7 +15,7 @@ from shared.config import bootstrap
 from shared.db.models import Job
 from shared.http.models import ReplyModel
 from shared.http.routing import Call
-from shared.services import sync
+from shared.services import jobs as jobs_service
 
 runtime = bootstrap()
 router = signed_in_router("jobs", runtime)
@@ -45,7 +45,7 @@ class JobReply(ReplyModel):
 
 @router.get("/jobs/{id}", "A job: status, progress, error", response=JobReply)
 def one(call: Call) -> JobReply:
-    return JobReply.of(sync.get_job(call.user.id, uuid_path(call)))
+    return JobReply.of(jobs_service.get(call.user.id, uuid_path(call)))
 
 
 @functions_framework.http

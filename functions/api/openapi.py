@@ -17,6 +17,7 @@ from functions.api import (
     jobs,
     portfolios,
     positions,
+    reconciliation,
     transactions,
     users,
 )
@@ -36,6 +37,7 @@ ROUTERS = (
     jobs.router,
     transactions.router,
     positions.router,
+    reconciliation.router,
     health.router,
     router,
 )

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from shared.errors import ValidationFailed
 from shared.messaging.messages import Delivery
 from shared.observability import capture_exception
-from shared.services import sync
+from shared.services import jobs
 
 log = logging.getLogger("coinfrs.pipeline")
 
@@ -25,7 +25,7 @@ def run_step(step: Callable[[], bool], job_id: uuid.UUID, delivery: Delivery) ->
     except Exception as error:
         log.exception("pipeline step failed", extra=context)
         capture_exception(error)
-        sync.step_failed(job_id, error, delivery.is_last_attempt)
+        jobs.step_failed(job_id, error, delivery.is_last_attempt)
         return Response("step failed; delivery will be retried", status=500)
     log.info("pipeline step done" if ran else "duplicate delivery ignored", extra=context)
     return Response(status=200)

@@ -70,7 +70,7 @@ def paginate(
     if len(rows) <= limit:
         return Page(items, None)
     last = rows[limit - 1]
-    if len(last) == 1:  # an ORM entity: its attributes carry the keys
+    if hasattr(last[0], "__table__"):  # ORM entities: the first one carries the keys
         values = [getattr(last[0], key.key) for key in keys]
     else:
         values = [last._mapping[key] for key in keys]

@@ -101,6 +101,23 @@ class CanonicalUpdated(_ProviderMessage):
     job_id: UUID
 
 
+class ReconciliationRequested(_ProviderMessage):
+    """Reconcile one data source over a range of UTC days (the API's manual trigger)."""
+
+    QUEUE: ClassVar[str] = "reconciliation"
+    TARGET: ClassVar[str] = "{provider}_reconcile"
+
+    job_id: UUID
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered_days(self) -> ReconciliationRequested:
+        if self.start > self.end:
+            raise ValueError("start is after end")
+        return self
+
+
 class ReconciliationAlertRaised(_ProviderMessage):
     """Reconciliation found a mismatch and stored an alert."""
 

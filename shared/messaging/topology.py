@@ -70,4 +70,10 @@ class Subscription:
 # One push subscription per provider step; Terraform declares exactly these.
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("raw-ingested-binance-etl", RAW_INGESTED, "binance_etl", provider="binance"),
+    Subscription(
+        "canonical-updated-binance-reconcile",
+        CANONICAL_UPDATED,
+        "binance_reconcile",
+        provider="binance",
+    ),
 )

@@ -13,13 +13,14 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from shared.config import Runtime
 from shared.db.engine import get_engine, unit_of_work
-from shared.db.models import DataSource, DataSourceStatus, Job, JobStatus
-from shared.errors import Conflict, DomainError, NotFound, ValidationFailed
+from shared.db.models import DataSource, DataSourceStatus, Job
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.messaging.messages import CanonicalUpdated, IngestRequested, RawIngested
+from shared.services import jobs
 from shared.services.ownership import owned
 from shared.sources.registry import source_types
 
@@ -45,65 +46,15 @@ def request_sync(
             raise Conflict("the data source is invalid; validate its key before syncing")
         if source_types()[source.type].ingest is None:
             raise Conflict(f"syncing {source.type} data sources is not available yet")
-        parameters = {
-            "start": start.isoformat() if start else None,
-            "end": end.isoformat() if end else None,
-        }
-        job = Job(
-            owner_id=owner,
-            data_source_id=source.id,
-            kind=SYNC,
-            parameters=parameters,
-            status=JobStatus.QUEUED,
-            created_by=owner,
-            updated_by=owner,
-        )
-        db.add(job)
-        db.flush()
-        db.refresh(job)
         provider = source.type
+    parameters = {"start": start and start.isoformat(), "end": end and end.isoformat()}
+    job = jobs.create(owner, SYNC, data_source_id, parameters)
     message = IngestRequested(
         job_id=job.id, data_source_id=data_source_id, provider=provider, start=start, end=end
     )
     # The task name is the job: a retried enqueue can never start the same sync twice.
     runtime.bus.enqueue(*message.route(), message, task_name=f"sync-{job.id}")
     return job
-
-
-def get_job(owner: uuid.UUID, job_id: uuid.UUID) -> Job:
-    with unit_of_work() as db:
-        return owned(db, Job, owner, job_id, "job")
-
-
-def _claim(job_id: uuid.UUID, stage: str) -> Job | None:
-    """Mark the job running at `stage`; None when it already finished (a duplicate delivery)."""
-    with unit_of_work() as db:
-        job = db.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar()
-        if job is None:
-            raise NotFound(f"no job {job_id}")
-        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-            return None
-        job.status = JobStatus.RUNNING
-        job.started_at = job.started_at or datetime.now(UTC)
-        job.progress = {**job.progress, "stage": stage}
-        return job
-
-
-def _record(job_id: uuid.UUID, **progress: Any) -> None:
-    with unit_of_work() as db:
-        job = db.get(Job, job_id)
-        job.progress = {**job.progress, **progress}
-
-
-def fail(job_id: uuid.UUID, error: str) -> None:
-    """The job failed for good (its last delivery attempt): the API shows why."""
-    with unit_of_work() as db:
-        db.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status.not_in([JobStatus.SUCCEEDED]))
-            .values(status=JobStatus.FAILED, error=error[:2000], finished_at=datetime.now(UTC))
-        )
-    log.error("job failed", extra={"job_id": str(job_id), "error": error[:500]})
 
 
 def _credentials(runtime: Runtime, data_source_id: uuid.UUID) -> tuple[DataSource, Any]:
@@ -118,12 +69,12 @@ def _credentials(runtime: Runtime, data_source_id: uuid.UUID) -> tuple[DataSourc
 
 def ingest(runtime: Runtime, message: IngestRequested) -> bool:
     """The ingest step; publishes `raw-ingested` when done. False when there was nothing to do."""
-    job = _claim(message.job_id, "ingest")
+    job = jobs.claim(message.job_id, "ingest")
     if job is None:
         return False
     source, credentials = _credentials(runtime, message.data_source_id)
     if source.status != DataSourceStatus.ACTIVE:
-        fail(message.job_id, "the data source is invalid; validate its key before syncing")
+        jobs.fail(message.job_id, "the data source is invalid; validate its key before syncing")
         return False
     report = source_types()[source.type].ingest(
         runtime.settings,
@@ -132,9 +83,9 @@ def ingest(runtime: Runtime, message: IngestRequested) -> bool:
         credentials,
         start=message.start,
         end=message.end,
-        progress=lambda update: _record(message.job_id, ingest=update),
+        progress=lambda update: jobs.record(message.job_id, ingest=update),
     )
-    _record(message.job_id, ingest=_plain(report))
+    jobs.record(message.job_id, ingest=_plain(report))
     runtime.bus.publish(
         RawIngested.TOPIC,
         RawIngested(job_id=message.job_id, data_source_id=source.id, provider=source.type),
@@ -144,18 +95,19 @@ def ingest(runtime: Runtime, message: IngestRequested) -> bool:
 
 def transform(runtime: Runtime, message: RawIngested) -> bool:
     """The ETL step; finishes the job and publishes `canonical-updated`."""
-    job = _claim(message.job_id, "etl")
+    job = jobs.claim(message.job_id, "etl")
     if job is None:
         return False
     with unit_of_work() as db:
         source = db.get(DataSource, message.data_source_id)
     report = source_types()[source.type].etl(get_engine(), runtime.settings, source.id)
-    now = datetime.now(UTC)
     with unit_of_work() as db:
-        finished = db.get(Job, message.job_id)
-        finished.progress = {**finished.progress, "etl": _plain(report), "stage": "done"}
-        finished.status, finished.finished_at = JobStatus.SUCCEEDED, now
-        db.execute(update(DataSource).where(DataSource.id == source.id).values(last_synced_at=now))
+        db.execute(
+            update(DataSource)
+            .where(DataSource.id == source.id)
+            .values(last_synced_at=datetime.now(UTC))
+        )
+    jobs.succeed(message.job_id, etl=_plain(report))
     runtime.bus.publish(
         CanonicalUpdated.TOPIC,
         CanonicalUpdated(job_id=message.job_id, data_source_id=source.id, provider=source.type),
@@ -170,12 +122,3 @@ def _plain(report: Any) -> Any:
     from pydantic_core import to_jsonable_python
 
     return to_jsonable_python(asdict(report) if is_dataclass(report) else report)
-
-
-def step_failed(job_id: uuid.UUID, error: BaseException, last_attempt: bool) -> None:
-    """A step raised: the delivery will be retried, unless this was its last attempt."""
-    reason = error.message if isinstance(error, DomainError) else type(error).__name__
-    if last_attempt:
-        fail(job_id, reason)
-    else:
-        _record(job_id, last_error=reason)

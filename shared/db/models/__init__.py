@@ -13,6 +13,7 @@ from shared.db.models.ledger import (
     TransactionType,
 )
 from shared.db.models.ownership import Entity, Portfolio
+from shared.db.models.reconciliation import Alert, ReconciliationResult, ReconciliationRun
 from shared.db.models.sources import DataSource, DataSourceStatus, SealedCredential
 from shared.db.models.staging import (
     ProcessingStatus,
@@ -24,6 +25,7 @@ from shared.db.models.staging import (
 
 __all__ = [
     "Account",
+    "Alert",
     "Base",
     "DataSource",
     "DataSourceStatus",
@@ -43,6 +45,8 @@ __all__ = [
     "RawBinancePositionSnapshot",
     "RawFireblocksData",
     "RawFireblocksPositionSnapshot",
+    "ReconciliationResult",
+    "ReconciliationRun",
     "RefreshToken",
     "SealedCredential",
     "StreamCoverage",
