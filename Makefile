@@ -41,12 +41,14 @@ serve: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Figures, not pass/fail: cold imports, a Binance backfill's calls and weight, ETL throughput.
+# Figures, not pass/fail: cold imports, a Binance backfill's calls and weight, ETL throughput,
+# a year of daily reconciliation (50 assets x 6 accounts).
 BENCH_ETL_RECORDS ?= 1000000
 bench: setup
 	$(PY) tests/bench/import_times.py
 	$(PY) tests/bench/binance_backfill.py --days 60
 	$(PY) tests/bench/binance_etl.py --records $(BENCH_ETL_RECORDS)
+	$(PY) tests/bench/reconciliation.py --days 365 --assets 50
 
 lint: setup
 	$(PY) -m ruff check .
