@@ -145,7 +145,7 @@ def _snapshot_source(account_type: str) -> str:
 
 
 def run_etl(
-    engine: Engine, settings: Settings, data_source_id: uuid.UUID, *, batch_size: int = 5000
+    engine: Engine, settings: Settings, data_source_id: uuid.UUID, *, batch_size: int = 10_000
 ) -> EtlReport:
     """Map every pending Binance raw row and every new snapshot of `data_source_id`.
 

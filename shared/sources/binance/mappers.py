@@ -114,10 +114,19 @@ def canonical_asset(asset: str) -> tuple[str, str | None]:
     return asset, None
 
 
+# canonical_asset per symbol seen: a few hundred symbols, millions of movements.
+_CANONICAL: dict[str, tuple[str, str | None]] = {}
+
+
 def move(account: AccountRef, asset: Any, amount: Decimal, kind: str = PRINCIPAL) -> MovementDraft:
     if not isinstance(asset, str) or not asset:
         raise MappingError(f"asset {asset!r} is not a symbol")
-    symbol, provider = canonical_asset(asset)
+    known = _CANONICAL.get(asset)
+    if known is None:
+        known = canonical_asset(asset)
+        if len(_CANONICAL) < 10_000:
+            _CANONICAL[asset] = known
+    symbol, provider = known
     if provider is not None:
         # An LD receipt is the earn position, wherever the row says it sat.
         account = AccountRef("earn", account.sub_account)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+import orjson  # ~4x faster than json on payloads; see load_payload for its one inexactness
 from sqlalchemy import Connection, Engine, text
 
 logger = logging.getLogger(__name__)
@@ -169,6 +174,12 @@ def collapse(movements: Iterable[MovementDraft]) -> tuple[MovementDraft, ...]:
 
 def fits_ledger(amount: Decimal) -> bool:
     """Whether NUMERIC(38, 18) holds `amount` exactly."""
+    # Fast path on the plain notation ("-123.4500"): at most 18 decimals, 20 integer digits.
+    digits = str(amount)
+    if "E" not in digits:
+        whole, _, fraction = digits.lstrip("-").partition(".")
+        if len(fraction) <= MAX_SCALE:
+            return len(whole) <= MAX_INTEGER_DIGITS
     exponent = amount.as_tuple().exponent
     # "1.50000000000000000000" has a long exponent but is exact at 18 places.
     if exponent < -MAX_SCALE and amount != amount.quantize(_SCALE):  # type: ignore[operator]
@@ -257,6 +268,43 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
+# A run of 19+ digits may be an integer past 64 bits, which orjson would turn into a float.
+_LONG_NUMBER = re.compile(r"[0-9]{19}")
+
+
+def load_payload(raw: str) -> Any:
+    """A raw payload fetched as text, parsed exactly (Decimal-safe: ints stay ints)."""
+    if _LONG_NUMBER.search(raw):
+        return json.loads(raw)
+    return orjson.loads(raw)
+
+
+class IdSequence:
+    """Time-ordered UUIDs (RFC 9562 version 7) as text: 48-bit ms clock, 74 random bits that a
+    counter advances. Transactions and movements inserted in id order append to their primary
+    keys and to the movements' transaction_id index instead of splitting random b-tree pages
+    (measured: ~20% off the movements COPY)."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._end = 0
+
+    def take(self, count: int) -> list[str]:
+        if self._next + count > self._end:
+            clock = time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
+            rand = int.from_bytes(os.urandom(10)) >> 6  # 74 bits
+            # a fresh random start for each block (50 random bits); the low 24 bits count
+            self._next = (clock << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62)
+            self._next |= (rand & (2**62 - 1)) & ~0xFF_FFFF
+            self._end = self._next + 0xFF_FFFF
+        start, self._next = self._next, self._next + count
+        out = []
+        for value in range(start, start + count):
+            h = f"{value:032x}"
+            out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+        return out
+
+
 def process_pending(
     engine: Engine,
     *,
@@ -272,21 +320,25 @@ def process_pending(
     Each batch is one transaction: rows locked FOR UPDATE SKIP LOCKED (another worker or run
     takes other rows), canonical rows inserted idempotently, then each raw row's status set.
     `workers` threads overlap one batch's mapping (Python) with another's writes (PostgreSQL)."""
+    # Ids and payloads as text: a uuid.UUID per row and the stdlib JSON decoder cost more than
+    # the mapping itself; the ids only ever go back out as COPY text.
     select = text(
-        f"SELECT id, record_type, source_raw_id, raw_payload FROM {table} "
+        f"SELECT id::text, record_type, source_raw_id, raw_payload::text FROM {table} "
         # No ORDER BY: sorting every pending row per batch would make a backlog quadratic.
         "WHERE data_source_id = :ds AND processing_status = 'pending' "
         "LIMIT :limit FOR UPDATE SKIP LOCKED"
     )
 
     def work() -> EtlReport:
-        mine, accounts = EtlReport(), AccountCache(data_source_id)
+        mine, accounts, ids = EtlReport(), AccountCache(data_source_id), IdSequence()
         while True:
             with engine.begin() as connection:
                 rows = connection.execute(select, {"ds": data_source_id, "limit": batch_size}).all()
                 if not rows:
                     return mine
-                _process_batch(connection, table, data_source_id, rows, mappers, accounts, mine)
+                _process_batch(
+                    connection, table, data_source_id, rows, mappers, accounts, ids, mine
+                )
             if len(rows) < batch_size:
                 return mine
 
@@ -298,6 +350,9 @@ def process_pending(
             report.add(finished.result())
 
 
+_MAPPING_ERRORS = (MappingError, KeyError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+
 def _process_batch(
     connection: Connection,
     table: str,
@@ -305,16 +360,20 @@ def _process_batch(
     rows: list[Any],
     mappers: Mapping[str, Mapper],
     accounts: AccountCache,
+    id_sequence: IdSequence,
     report: EtlReport,
 ) -> None:
-    mapped: list[tuple[Any, list[TransactionDraft]]] = []
+    mapped: list[tuple[str, str, str, list[TransactionDraft]]] = []
     status_lines: list[str] = []
-    for row in rows:
-        raw_id, record_type, source_raw_id, payload = row
+    for raw_id, record_type, source_raw_id, raw_payload in rows:
         mapper = mappers.get(record_type)
         try:
             if mapper is None:
                 raise MappingError(f"unknown record type {record_type!r}")
+            try:
+                payload = load_payload(raw_payload)
+            except ValueError:
+                raise MappingError("raw_payload is not valid JSON") from None
             if not isinstance(payload, dict):
                 raise MappingError("raw_payload is not a JSON object")
             drafts = mapper(payload)
@@ -323,23 +382,16 @@ def _process_batch(
             report.skipped += 1
             status_lines.append(f"{raw_id}\tskipped\t{copy_text(str(skip))}")
             continue
-        except (
-            MappingError,
-            KeyError,
-            TypeError,
-            ValueError,
-            AttributeError,
-            ArithmeticError,
-        ) as error:
+        except _MAPPING_ERRORS as error:
             reason = _reason(error)
             report.fail(source_raw_id, f"{record_type}: {reason}")
             logger.warning(
                 "etl record failed",
-                extra={"raw_record_id": str(raw_id), "record_type": record_type, "reason": reason},
+                extra={"raw_record_id": raw_id, "record_type": record_type, "reason": reason},
             )
             status_lines.append(f"{raw_id}\tfailed\t{copy_text(reason)}")
             continue
-        mapped.append((row, drafts))
+        mapped.append((raw_id, record_type, source_raw_id, drafts))
         status_lines.append(f"{raw_id}\tprocessed\t\\N")
         report.processed += 1
 
@@ -348,35 +400,40 @@ def _process_batch(
     connection.execute(text(_TEMP_TABLES))
     copy_rows(connection, "etl_status", "id, status, error", status_lines)
     if mapped:
+        # One index probe per row (LATERAL ... LIMIT 1 cannot become a join): a hash or merge
+        # join would read the whole ledger every batch, which makes a backlog quadratic.
         booked = set(
             connection.execute(
                 text(
-                    "SELECT DISTINCT t.raw_record_id FROM canonical.transactions t "
-                    "JOIN etl_status s ON s.id = t.raw_record_id"
+                    "SELECT s.id::text FROM etl_status s CROSS JOIN LATERAL (SELECT 1 FROM "
+                    "canonical.transactions t WHERE t.raw_record_id = s.id LIMIT 1) b"
                 )
             ).scalars()
         )
         if booked:
-            mapped = [(row, drafts) for row, drafts in mapped if row[0] not in booked]
-    ids = accounts.resolve(
-        connection, (m.account for _, drafts in mapped for d in drafts for m in d.movements)
+            mapped = [entry for entry in mapped if entry[0] not in booked]
+    resolved = accounts.resolve(
+        connection, (m.account for *_, drafts in mapped for d in drafts for m in d.movements)
     )
+    account_ids = {ref: str(account_id) for ref, account_id in resolved.items()}
+    source_id = str(data_source_id)
+    tx_ids = iter(id_sequence.take(sum(len(entry[3]) for entry in mapped)))
+    mv_ids = iter(id_sequence.take(sum(len(d.movements) for entry in mapped for d in entry[3])))
     tx_lines: list[str] = []
     mv_lines: list[str] = []
-    uuid4 = uuid.uuid4
-    for (raw_id, record_type, source_raw_id, _), drafts in mapped:
-        source_text = copy_text(source_raw_id)
-        for sequence, draft in enumerate(drafts):
-            tx_id = uuid4()
-            when = _iso(draft.occurred_at)
-            tx_lines.append(
-                f"{tx_id}\t{data_source_id}\t{draft.type}\t{when}\t{copy_text(draft.external_id)}"
-                f"\t{record_type}\t{source_text}\t{raw_id}\t{sequence}"
-            )
-            for m in draft.movements:
-                mv_lines.append(
-                    f"{tx_id}\t{ids[m.account]}\t{copy_text(m.asset)}\t{copy_text(m.provider_asset)}"
-                    f"\t{m.amount}\t{m.kind}\t{when}"
+    tx_append, mv_append = tx_lines.append, mv_lines.append
+    for raw_id, record_type, source_raw_id, drafts in mapped:
+        tail = f"\t{record_type}\t{copy_text(source_raw_id)}\t{raw_id}\t"
+        for sequence, (kind, occurred_at, external_id, movements) in enumerate(drafts):
+            tx_id = next(tx_ids)
+            when = occurred_at.isoformat()
+            external = "\\N" if external_id is None else copy_text(external_id)
+            tx_append(f"{tx_id}\t{source_id}\t{kind}\t{when}\t{external}{tail}{sequence}")
+            for account, asset, amount, movement_kind, provider_asset in movements:
+                provider = "\\N" if provider_asset is None else copy_text(provider_asset)
+                mv_append(
+                    f"{next(mv_ids)}\t{tx_id}\t{account_ids[account]}\t{copy_text(asset)}\t{provider}"
+                    f"\t{amount}\t{movement_kind}\t{when}"
                 )
 
     # COPY straight into the ledger: the batch's raw rows are locked by this transaction, so the
@@ -393,7 +450,7 @@ def _process_batch(
     copy_rows(
         connection,
         "canonical.movements",
-        "transaction_id, account_id, asset, provider_asset, amount, kind, occurred_at",
+        "id, transaction_id, account_id, asset, provider_asset, amount, kind, occurred_at",
         mv_lines,
     )
     report.transactions += len(tx_lines)
