@@ -24,6 +24,7 @@ TARGETS: dict[str, str] = {
     "binance_ingest": "functions.pipeline.binance",
     "binance_etl": "functions.pipeline.binance",
     "binance_reconcile": "functions.pipeline.binance",
+    "schedule_daily": "functions.pipeline.schedule",
     "reconciliation": "functions.api.reconciliation",
 }
 

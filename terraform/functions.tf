@@ -115,6 +115,17 @@ locals {
       ]
       secrets = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
     }
+    # Cloud Scheduler's daily start: one sync job and one ingestion task per active data source.
+    schedule_daily = {
+      entry_point   = "schedule_daily"
+      kind          = "event"
+      invoked_by    = ["scheduler"]
+      memory        = "256M"
+      timeout       = 120
+      max_instances = 1
+      roles         = ["roles/cloudsql.client", "roles/cloudtasks.enqueuer"]
+      secrets       = ["SECRET_KEY", "DB_PASS", "SENTRY_DSN"]
+    }
     # The daily check: a canonical-updated push after every sync, or the API's trigger (a
     # Cloud Task); it publishes reconciliation-alerts and mails the owner.
     binance_reconcile = {

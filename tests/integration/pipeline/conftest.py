@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
+import httpx
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from infra.simulators.binance_history import History
 from shared.messaging.local import LocalBus
 
 
@@ -77,3 +80,81 @@ def _fake_time_for_ingestion(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.conftest import PROVIDERS
 
     monkeypatch.setattr(PROVIDERS.binance.simulator.feeds, "clock", fake.time)
+
+
+@pytest.fixture
+def fake_ingestion_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ingestion's pacing on a fake clock, for chains served without the `pipeline` fixture."""
+    _fake_time_for_ingestion(monkeypatch)
+
+
+@pytest.fixture
+def own_database(database_url: str, fresh_database) -> Iterator[str]:
+    """A database of this test alone, for steps that act on every data source there is (the
+    daily fan-out): other tests' data sources in the session's database would join the run."""
+    import os
+
+    from sqlalchemy import create_engine
+
+    from shared.db import migrate
+    from tests.conftest import _reset_caches
+
+    url = fresh_database()
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    os.environ["DATABASE_URL"] = url
+    _reset_caches()
+    try:
+        yield url
+    finally:
+        os.environ["DATABASE_URL"] = database_url
+        _reset_caches()
+
+
+@dataclass
+class Connected:
+    """A Binance data source whose key reads a simulated history, and its owner's API client."""
+
+    api: httpx.Client
+    data_source_id: str
+    history: History
+    api_key: str
+
+
+@pytest.fixture
+def connect_binance(providers, sign_in_user) -> Iterator[Callable[[str], Connected]]:
+    """Connects, through the API at `base`, a Binance data source reading a 6-day history."""
+    from shared.services import portfolios
+
+    simulator = providers.binance.simulator
+    clients: list[httpx.Client] = []
+
+    def connect(base: str) -> Connected:
+        history = History(f"pipeline-{len(clients)}", days=6)
+        simulator.now = history.end + timedelta(minutes=30)
+        owner = sign_in_user()
+        portfolio = portfolios.create_portfolio(owner.id, "Fund", None)
+        entity = portfolios.create_entity(owner.id, {"portfolio_id": portfolio.id, "name": "Ltd"})
+        api_key, secret = simulator.add_hmac_key("read_only", history=history)
+        api = httpx.Client(base_url=f"{base}/api/v1", headers=owner.headers, timeout=60)
+        clients.append(api)
+        credentials = {"api_key": api_key, "api_secret": secret}
+        created = api.post(
+            "/datasources/",
+            json={
+                "data": {
+                    "entity_id": str(entity.id),
+                    "type": "binance",
+                    "name": "main",
+                    "credentials": credentials,
+                }
+            },
+        )
+        assert created.status_code == 201, created.json()
+        return Connected(api, created.json()["data"]["id"], history, api_key)
+
+    yield connect
+    simulator.now = None
+    for api in clients:
+        api.close()
