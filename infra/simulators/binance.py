@@ -8,6 +8,13 @@ HMAC-SHA256 hex or Ed25519 base64, `signature` last, `timestamp` within `recvWin
 server clock (skewed with `server_time_offset_ms` to provoke -1021). Errors are Binance's bodies,
 `{"code": -1022, "msg": "..."}`, with Binance's HTTP statuses.
 
+Account data comes from the key's History (binance_history.py). A product the history's user
+never opened (`History(products=...)`; sub-accounts: `History.sub_products`) answers as Binance
+does for such a user: -3003 "Margin account does not exist." on /sapi/v1/margin/*, -2015 on
+fapi/dapi (apiRestrictions still answers), and for a sub-account's futures -4109 (assumed: our
+reference does not give that code). A history row not final yet (`Event.settles_at`) is served
+with its pending status until it settles, then with its final one under the same id.
+
     python -m infra.simulators.binance --port 8091
 """
 
@@ -662,6 +669,8 @@ BALANCES: dict[tuple[str, str], tuple[int, str]] = {
     ("GET", "/sapi/v1/simple-earn/locked/position"): (150, "sapi_ip"),
     ("GET", "/sapi/v1/sub-account/list"): (1, "sapi_ip"),
     ("GET", "/sapi/v3/sub-account/assets"): (60, "sapi_uid"),
+    ("GET", "/sapi/v1/sub-account/margin/account"): (10, "sapi_ip"),
+    ("GET", "/sapi/v2/sub-account/futures/account"): (1, "sapi_ip"),
     ("GET", "/sapi/v1/accountSnapshot"): (2400, "sapi_ip"),
 }
 # Traded on exchangeInfo besides the history's pairs: discovery must not need them.
@@ -671,6 +680,19 @@ _OTHER_SYMBOLS = {
     "EURUSDT": ("EUR", "USDT"),
 }
 LOCKED_ASSETS = frozenset({"BNB"})
+# What Binance answers a key whose user never opened the product (reference §1: -2015 is also
+# seen when the futures account is not opened; -3003 is margin's NO_OPENED_MARGIN_ACCOUNT).
+_MARGIN_NOT_OPENED = (400, -3003, "Margin account does not exist.")
+_FUTURES_NOT_OPENED = (401, -2015, "Invalid API-key, IP, or permissions for action.")
+# A sub-account without futures: the code is not in our reference; -4109 is fapi's
+# INACTIVE_ACCOUNT ("This account is inactive."), assumed here.
+_SUB_FUTURES_NOT_OPENED = (400, -4109, "This account is inactive.")
+# path prefix -> (product, the error of a user who never opened it)
+_PRODUCT_PATHS = (
+    ("/sapi/v1/margin/", "margin", _MARGIN_NOT_OPENED),
+    ("/fapi/", "usdm", _FUTURES_NOT_OPENED),
+    ("/dapi/", "coinm", _FUTURES_NOT_OPENED),
+)
 
 
 @dataclass
@@ -789,7 +811,11 @@ class Feeds:
 
     def _account(self, request: Request) -> tuple[History, dict[str, str], int]:
         key, params = self.sim._authenticate(request)
-        return key.history or _EMPTY, params, self.sim.now_ms()
+        history = key.history or _EMPTY
+        for prefix, product, (status, code, msg) in _PRODUCT_PATHS:
+            if request.path.startswith(prefix) and not history.opened(product):
+                raise BinanceError(status, code, msg)
+        return history, params, self.sim.now_ms()
 
     def _feed(self, request: Request, feed: Feed) -> Response:
         history, params, now = self._account(request)
@@ -832,12 +858,12 @@ class Feeds:
         if feed.envelope == "dust":
             # Only the last 100 conversions exist (reference §3.4).
             events = events[-100:]
-        rows, total, more = self._page(feed, events, params, limit)
+        rows, total, more = self._page(feed, events, params, limit, now)
         return _json(_envelope(feed, rows, total, more, start, end, limit))
 
     @staticmethod
     def _page(
-        feed: Feed, events: list[Event], params: dict[str, str], limit: int
+        feed: Feed, events: list[Event], params: dict[str, str], limit: int, now: int
     ) -> tuple[list[dict[str, Any]], int, bool]:
         events = sorted(events, key=lambda e: (e.time, str(e.row)))
         total = len(events)
@@ -848,7 +874,7 @@ class Feeds:
         else:
             first = 0
         chosen = events[first : first + limit]
-        return [dict(e.row) for e in chosen], total, total > first + limit
+        return [e.row_at(now) for e in chosen], total, total > first + limit
 
     # -- balances --------------------------------------------------------------------------------
 
@@ -1135,6 +1161,82 @@ class Feeds:
             }
         )
 
+    def _sub_email(self, request: Request) -> tuple[History, dict[str, str], int, str]:
+        history, params, now = self._account(request)
+        email = params.get("email")
+        if not email:
+            raise _mandatory("email")
+        return history, params, now, email
+
+    def _sapi_v1_sub_account_margin_account(self, request: Request) -> Response:
+        history, _params, now, email = self._sub_email(request)
+        if not history.opened("margin", email):
+            raise BinanceError(*_MARGIN_NOT_OPENED)
+        balances, liabilities = history._replay(now)
+        account = ("cross_margin", email, None)
+        assets = sorted(
+            {k[3] for k, v in balances.items() if k[:3] == account and v}
+            | {a for (acc, a) in liabilities if acc == account}
+        )
+        rows = [
+            self._margin_asset(
+                a, balances.get((*account, a), Decimal(0)), liabilities.get((account, a))
+            )
+            for a in assets
+        ]
+        return _json(
+            {
+                "email": email,
+                "marginLevel": "999",
+                "totalAssetOfBtc": "0",
+                "totalLiabilityOfBtc": "0",
+                "totalNetAssetOfBtc": "0",
+                "marginTradeCoeffVo": {
+                    "forceLiquidationBar": "1.1",
+                    "marginCallBar": "1.5",
+                    "normalBar": "2",
+                },
+                "marginUserAssetVoList": rows,
+            }
+        )
+
+    def _sapi_v2_sub_account_futures_account(self, request: Request) -> Response:
+        history, params, now, email = self._sub_email(request)
+        futures_type = params.get("futuresType")
+        if futures_type not in ("1", "2"):
+            raise _mandatory("futuresType")
+        usdm = futures_type == "1"
+        if not history.opened("usdm" if usdm else "coinm", email):
+            raise BinanceError(*_SUB_FUTURES_NOT_OPENED)
+        kind = "usdm_futures" if usdm else "coinm_futures"
+        assets = [
+            {
+                "asset": asset,
+                "initialMargin": "0.00000000",
+                "maintenanceMargin": "0.00000000",
+                "marginBalance": s(amount),
+                "maxWithdrawAmount": s(amount),
+                "openOrderInitialMargin": "0.00000000",
+                "positionInitialMargin": "0.00000000",
+                "unrealizedProfit": "0.00000000",
+                "walletBalance": s(amount),
+            }
+            for (k, sub, _key, asset), amount in sorted(
+                self._balances(history, now).items(), key=str
+            )
+            if (k, sub) == (kind, email)
+        ]
+        body = {
+            "email": email,
+            "assets": assets,
+            "canDeposit": True,
+            "canTrade": True,
+            "canWithdraw": True,
+            "feeTier": 0,
+            "updateTime": now,
+        }
+        return _json({"futureAccountResp" if usdm else "deliveryAccountResp": body})
+
     def _sapi_v1_accountSnapshot(self, request: Request) -> Response:
         history, params, now = self._account(request)
         kind = params.get("type")
@@ -1151,8 +1253,10 @@ class Feeds:
         vos = []
         day_end = (first // DAY_MS) * DAY_MS + DAY_MS - 1000
         while day_end <= min(end, now):
+            product = {"MARGIN": "margin", "FUTURES": "usdm"}.get(kind, "spot")
             if (
                 day_end >= first
+                and history.opened(product)
                 and history.events
                 and day_end >= int(history.start.timestamp() * 1000)
             ):

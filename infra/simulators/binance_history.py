@@ -23,6 +23,31 @@ EARN: Account = ("earn", None, None)
 ISOLATED_PAIR = "ETHUSDT"
 ISOLATED: Account = ("isolated_margin", None, ISOLATED_PAIR)
 SUB_ACCOUNTS = ("sub1@coinfrs.test", "sub2@coinfrs.test")
+# The products a Binance user may open (or never open): spot, funding and earn always exist.
+PRODUCTS = frozenset({"spot", "funding", "earn", "margin", "usdm", "coinm"})
+BASIC_PRODUCTS = frozenset({"spot", "funding", "earn"})
+# What each sub-account opened: sub1 has (empty) margin and USD-M futures, sub2 spot only.
+SUB_PRODUCTS: dict[str, frozenset[str]] = {
+    SUB_ACCOUNTS[0]: frozenset({"spot", "margin", "usdm"}),
+    SUB_ACCOUNTS[1]: frozenset({"spot"}),
+}
+# canonical account type -> the product it belongs to
+PRODUCT_OF = {
+    "spot": "spot",
+    "funding": "funding",
+    "earn": "earn",
+    "cross_margin": "margin",
+    "isolated_margin": "margin",
+    "usdm_futures": "usdm",
+    "coinm_futures": "coinm",
+}
+# Sub-account universal transfer account type (reference §3.12) -> canonical account type
+SUB_ACCOUNT_TYPES = {
+    "SPOT": "spot",
+    "MARGIN": "cross_margin",
+    "USDT_FUTURE": "usdm_futures",
+    "COIN_FUTURE": "coinm_futures",
+}
 
 # symbol -> (base, quote, reference price)
 SYMBOLS: dict[str, tuple[str, str, Decimal]] = {
@@ -65,7 +90,11 @@ class Event:
 
     `row` is the record exactly as the endpoint serves it; `context` says which query returns it
     (symbol, transfer type, isolated pair...); `moves` are balance deltas; `liabilities` the
-    margin (borrowed, interest) deltas, which change free but not net balances."""
+    margin (borrowed, interest) deltas, which change free but not net balances.
+
+    `settles_at`: a record Binance lists from `time` on with a non-final status (`pending`, the
+    row served before then) and the final `row` from `settles_at` on. A deposit moves balances
+    only once it completes (`moves_when_settled`); a withdrawal leaves them when applied for."""
 
     time: int
     stream: str
@@ -73,18 +102,58 @@ class Event:
     context: dict[str, Any] = field(default_factory=dict)
     moves: tuple[tuple[Account, str, Decimal], ...] = ()
     liabilities: tuple[tuple[Account, str, Decimal, Decimal], ...] = ()
+    settles_at: int | None = None
+    pending: dict[str, Any] | None = None
+    moves_when_settled: bool = True
+
+    def row_at(self, now_ms: int) -> dict[str, Any]:
+        """The row as Binance serves it at `now_ms`: pending until it settles."""
+        if self.pending is not None and self.settles_at is not None and now_ms < self.settles_at:
+            return dict(self.pending)
+        return dict(self.row)
+
+    def settled(self, now_ms: int) -> bool:
+        return self.settles_at is None or self.settles_at <= now_ms
+
+    def moved(self, now_ms: int) -> bool:
+        """Whether the balances reflect the event at `now_ms` (it happened by then)."""
+        return self.time <= now_ms and (not self.moves_when_settled or self.settled(now_ms))
 
 
 class History:
     """Events of one master account (and its sub-accounts) over `days` UTC days from `start`."""
 
     def __init__(
-        self, seed: int | str = 0, *, days: int = 10, start: date = date(2026, 1, 1)
+        self,
+        seed: int | str = 0,
+        *,
+        days: int = 10,
+        start: date = date(2026, 1, 1),
+        products: frozenset[str] | set[str] = PRODUCTS,
+        pending_deposit_day: int | None = None,
+        pending_withdrawal_day: int | None = None,
+        sub_futures_moves: bool = False,
     ) -> None:
+        """`products`: what the master opened (margin, usdm, coinm may be missing: Binance then
+        answers "not opened" errors and no event touches them). `pending_deposit_day`: a
+        deposit inserted late on that day (0-based) stays pending (status 0) over the next
+        00:30 UTC and completes at 02:00, crediting the balance only then.
+        `pending_withdrawal_day`: likewise a withdrawal applied for at 23:55 on that day,
+        processing (status 4) at the next 00:30 and completed (6) at 02:00; the balance is
+        debited when it is applied for, as Binance does.
+        `sub_futures_moves`: sub1 also moves USDT from its USD-M futures to the master's spot
+        during the history (by default sub1's futures are funded once, on the first day, before
+        any daily read: the ETL books no futures leg of a sub-account transfer, see
+        test_ingestion_products.py)."""
         self.seed, self.days = seed, days
         self.start = datetime(start.year, start.month, start.day, tzinfo=UTC)
         self.end = self.start + timedelta(days=days)
         self.sub_accounts = SUB_ACCOUNTS
+        self.products = frozenset(products) | BASIC_PRODUCTS
+        self.sub_products = dict(SUB_PRODUCTS)
+        self.pending_deposit_day = pending_deposit_day
+        self.pending_withdrawal_day = pending_withdrawal_day
+        self.sub_futures_moves = sub_futures_moves
         self.delisted_at = ms(self.start + timedelta(days=max(1, days // 2)))
         self.events: list[Event] = []
         self._rng = random.Random(f"binance-history:{seed}")
@@ -106,6 +175,14 @@ class History:
     def visible(self, now_ms: int) -> list[Event]:
         return [event for event in self.events if event.time <= now_ms]
 
+    def opened(self, product: str, sub: str | None = None) -> bool:
+        """Whether the master (or sub-account `sub`) opened `product` (margin, usdm, coinm...)."""
+        products = self.products if sub is None else self.sub_products.get(sub, frozenset())
+        return product in products
+
+    def _open(self, account: Account) -> bool:
+        return self.opened(PRODUCT_OF[account[0]], account[1])
+
     def balances_at(self, instant: datetime | int) -> dict[BalanceKey, Decimal]:
         """Net balances after every event at or before `instant` (zeros left out)."""
         return {k: v for k, v in self._replay(instant)[0].items() if v != 0}
@@ -123,6 +200,8 @@ class History:
         for event in self.events:
             if event.time > limit:
                 break
+            if not event.moved(limit):
+                continue
             for account, asset, delta in event.moves:
                 balances[(*account, asset)] += delta
             for account, asset, borrowed, interest in event.liabilities:
@@ -145,12 +224,17 @@ class History:
         return Decimal(self._rng.randint(lo, hi)) / scale
 
     def _has(self, account: Account, asset: str, amount: Decimal) -> bool:
+        if not self._open(account):
+            return False
         # Margin accounts may spend what they borrowed: free = net + borrowed + interest.
         borrowed, interest = self._liab.get((account, asset), (0, 0))
         return self._balances[(*account, asset)] + borrowed + interest >= amount
 
     def _add(self, event: Event) -> None:
-        for account, asset, delta in event.moves:
+        assert all(self._open(account) for account, _asset, _delta in event.moves), event
+        # A pending event is not spendable before it settles: leave it out of what is held.
+        later = event.settles_at is not None and event.moves_when_settled
+        for account, asset, delta in () if later else event.moves:
             self._balances[(*account, asset)] += delta
         for account, asset, borrowed, interest in event.liabilities:
             self._liab[(account, asset)][0] += borrowed
@@ -166,6 +250,10 @@ class History:
             if day == 0:
                 self._opening(slots)
             self._day(day, slots)
+            if day == self.pending_deposit_day:
+                self._pending_deposit(base)
+            if day == self.pending_withdrawal_day:
+                self._pending_withdrawal(base)
 
     def _opening(self, slots: Any) -> None:
         for asset, amount, wallet in (
@@ -186,6 +274,10 @@ class History:
             self._transfer(next(slots), kind, asset, amount, extra)
         self._sub_transfer(next(slots), None, SUB_ACCOUNTS[0], "USDT", Decimal(800))
         self._sub_transfer(next(slots), None, SUB_ACCOUNTS[1], "USDT", Decimal(300))
+        # Master spot -> sub1's USD-M futures: the master key sees it only as a balance of sub1.
+        self._sub_transfer(
+            next(slots), None, SUB_ACCOUNTS[0], "USDT", Decimal(250), to_type="USDT_FUTURE"
+        )
         self._trade(next(slots), "XYZUSDT", True, Decimal(500))
 
     def _day(self, day: int, slots: Any) -> None:
@@ -228,6 +320,21 @@ class History:
         }
         self._add(Event(t, "deposit", row, moves=(((SPOT, FUNDING)[wallet], asset, amount),)))
 
+    def _pending_deposit(self, day_start: int) -> None:
+        # Inserted at 23:53:20.5, listed as pending (status 0) until it completes at 02:00 the
+        # next day: a daily run at 00:30 sees it pending, the next one completed, same id.
+        t, settles = day_start + 86_000_500, day_start + DAY_MS + 2 * 3_600_000
+        self._deposit(t, "USDT", Decimal("123.45"), 1)
+        done = self.events.pop()
+        for account, asset, delta in done.moves:
+            self._balances[(*account, asset)] -= delta
+        row = {**done.row, "completeTime": settles}
+        pending = {**done.row, "status": 0, "confirmTimes": "3/12"}
+        pending.pop("completeTime")
+        self.events.append(
+            Event(t, "deposit", row, moves=done.moves, settles_at=settles, pending=pending)
+        )
+
     def _do_deposit(self, t: int) -> None:
         asset = self._rng.choice(["USDT", "ETH", "BNB"])
         amount = self._amount("1", "50") if asset != "USDT" else self._amount("100", "2000")
@@ -263,6 +370,45 @@ class History:
             "completeTime": when,
         }
         self._add(Event(t, "withdrawal", row, moves=((account, asset, -(amount + fee)),)))
+
+    def _pending_withdrawal(self, day_start: int) -> None:
+        t, settles = day_start + 86_100_000, day_start + DAY_MS + 2 * 3_600_000
+        amount, fee = Decimal(100), Decimal(1)
+        if not self._has(SPOT, "USDT", amount + fee):
+            return
+        when = datetime.fromtimestamp(t / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        done = datetime.fromtimestamp(settles / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        row = {
+            "id": f"w{self._id()}",
+            "amount": s(amount),
+            "transactionFee": s(fee),
+            "coin": "USDT",
+            "status": 6,
+            "address": "0xelsewhere",
+            "txId": f"0x{self._id():x}",
+            "applyTime": when,
+            "network": "ETH",
+            "transferType": 0,
+            "info": "",
+            "confirmNo": 12,
+            "walletType": 0,
+            "txKey": "",
+            "completeTime": done,
+        }
+        pending = {**row, "status": 4, "txId": "", "confirmNo": 0}
+        pending.pop("completeTime")
+        moves = ((SPOT, "USDT", -(amount + fee)),)
+        self._add(
+            Event(
+                t,
+                "withdrawal",
+                row,
+                moves=moves,
+                settles_at=settles,
+                pending=pending,
+                moves_when_settled=False,
+            )
+        )
 
     def _trade(
         self,
@@ -417,6 +563,8 @@ class History:
         }
         context = {"type": kind, **extra}
         moves = ((source, asset, -amount), (target, asset, amount))
+        if not self._open(target):
+            return False
         self._add(Event(t, "universal_transfer", row, context, moves=moves))
         # The same movement shows up again as a futures TRANSFER income row (moving nothing twice).
         for account, sign in ((source, -1), (target, 1)):
@@ -458,6 +606,8 @@ class History:
         *,
         moves: bool = True,
     ) -> None:
+        if not self._open(account):
+            return
         usdm = account == USDM
         tran = tran_id or self._id()
         row = {
@@ -617,6 +767,8 @@ class History:
         self._trade(t, ISOLATED_PAIR, buyer, self._amount("0.01", "0.1"), ISOLATED, "margin_trade")
 
     def _do_borrow(self, t: int) -> None:
+        if not self._open(CROSS):
+            return
         amount = self._amount("0.01", "0.05")
         row = {
             "type": "MANUAL",
@@ -693,11 +845,19 @@ class History:
         self._add(event)
 
     def _sub_transfer(
-        self, t: int, source: str | None, target: str | None, asset: str, amount: Decimal
+        self,
+        t: int,
+        source: str | None,
+        target: str | None,
+        asset: str,
+        amount: Decimal,
+        *,
+        from_type: str = "SPOT",
+        to_type: str = "SPOT",
     ) -> None:
-        src: Account = ("spot", source, None)
-        dst: Account = ("spot", target, None)
-        if not self._has(src, asset, amount):
+        src: Account = (SUB_ACCOUNT_TYPES[from_type], source, None)
+        dst: Account = (SUB_ACCOUNT_TYPES[to_type], target, None)
+        if not self._has(src, asset, amount) or not self._open(dst):
             return
         row = {
             "tranId": self._id(),
@@ -706,8 +866,8 @@ class History:
             "asset": asset,
             "amount": s(amount),
             "createTimeStamp": t,
-            "fromAccountType": "SPOT",
-            "toAccountType": "SPOT",
+            "fromAccountType": from_type,
+            "toAccountType": to_type,
             "status": "SUCCESS",
             "clientTranId": "",
         }
@@ -715,10 +875,16 @@ class History:
         self._add(Event(t, "sub_account_transfer", row, moves=moves))
 
     def _do_sub_transfer(self, t: int) -> None:
-        source, target = self._rng.choice(
-            [(None, SUB_ACCOUNTS[0]), (SUB_ACCOUNTS[0], None), (SUB_ACCOUNTS[0], SUB_ACCOUNTS[1])]
-        )
-        self._sub_transfer(t, source, target, "USDT", self._amount("5", "50"))
+        choices = [
+            (None, SUB_ACCOUNTS[0], "SPOT"),
+            (SUB_ACCOUNTS[0], None, "SPOT"),
+            (SUB_ACCOUNTS[0], SUB_ACCOUNTS[1], "SPOT"),
+        ]
+        if self.sub_futures_moves:
+            choices.append((SUB_ACCOUNTS[0], None, "USDT_FUTURE"))
+        source, target, from_type = self._rng.choice(choices)
+        amount = self._amount("5", "50")
+        self._sub_transfer(t, source, target, "USDT", amount, from_type=from_type)
 
 
 def master_email() -> str:

@@ -56,6 +56,15 @@ _REFUSALS = {
     -2015: "the key is unknown or deleted, does not accept requests from this server's IP "
     "address, or lacks a permission",
 }
+# Codes by which Binance says the user never opened the product the path belongs to (margin,
+# isolated margin, futures). -2015 on a margin/futures path is also seen then (reference §1),
+# but it means a rejected key too: the caller tells them apart (a key that still reads its
+# apiRestrictions is not rejected), see `Client.product_not_opened`.
+NOT_OPENED_CODES = {
+    -3003: "the margin account does not exist",
+    -11001: "the isolated margin account does not exist",
+    -4109: "the futures account is inactive",
+}
 _BANNED_UNTIL = re.compile(r"banned until (\d{13})")
 _SIGNATURE = re.compile(r"signature=[^&\s\"']*")
 
@@ -79,6 +88,10 @@ class _ClockRejected(ProviderUnavailable):
 
 class Transient(ProviderUnavailable):
     """A 5xx answer, a timeout or a broken connection: the outcome is unknown, a GET may retry."""
+
+
+class ProductNotOpened(ProviderUnavailable):
+    """Binance says the user never opened the product (margin, futures) this path reads."""
 
 
 class Banned(ProviderUnavailable):
@@ -171,6 +184,10 @@ def _error(response: requests.Response, path: str) -> DomainError:
         return ProviderRefused(
             f"Binance rejected the API key: {_REFUSALS[code]}",
             {"credentials": {"provider_code": code}},
+        )
+    if code in NOT_OPENED_CODES:
+        return ProductNotOpened(
+            PROVIDER, f"Binance: {NOT_OPENED_CODES[code]} ({path})", {**details, "path": path}
         )
     if code == -1021:
         return _ClockRejected(
@@ -519,6 +536,23 @@ class Client:
             )
         self.sync_clock()
         return call(self._binance)
+
+    def product_not_opened(self, error: Exception) -> int | None:
+        """The Binance code if `error` (from a margin or futures read) says the user never opened
+        that product; None if it says something else. -2015 counts only when the key still reads
+        its apiRestrictions with reading enabled: a key that was rejected, deleted or lost its
+        IP whitelisting fails that call (which then raises), so it can never pass as "not
+        opened"."""
+        if isinstance(error, ProductNotOpened):
+            return error.details.get("provider_code")
+        if not isinstance(error, ProviderRefused):
+            return None
+        code = (error.details.get("credentials") or {}).get("provider_code")
+        if code != -2015:
+            return None
+        if not self.check_permissions().can_read:
+            return None
+        return -2015
 
     def check_permissions(self) -> PermissionReport:
         """What the key may do, from GET /sapi/v1/account/apiRestrictions (fail closed)."""

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.config import Settings
-from shared.db.models.ingestion import KnownSymbol
+from shared.db.models.ingestion import KnownSymbol, StreamCoverage
 from shared.db.models.staging import RawBinanceData
 from shared.errors import ProviderUnavailable
 from shared.sources.binance.client import PROVIDER, TIMEOUT_SECONDS, Client
@@ -23,6 +23,7 @@ from shared.sources.binance.snapshots import take_account_snapshots, take_snapsh
 from shared.sources.binance.streams import (
     HISTORY_START,
     ISOLATED_TRANSFER_TYPES,
+    SETTLE_REWALK,
     STREAMS,
     TRANSFER_TYPES,
     Stream,
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 # clock at the moment the call arrives.
 LOOKBACK_MARGIN_MS = 60_000
 DUST_LIMIT = 100
+_NOT_FETCHED = "not fetched: "
 # (partition key, request parameters, `_context` added to each row)
 Partition = tuple[str, dict[str, Any], dict[str, Any]]
 
@@ -85,6 +87,12 @@ class IngestionReport:
     delisted_symbols: list[str] = field(default_factory=list)
     coverage_gaps: list[dict[str, Any]] = field(default_factory=list)
     per_stream: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Products Binance says the user (sub_account None) or a sub-account never opened: no
+    # snapshot of them, and the master's streams of them are skipped (streams_skipped).
+    products_not_opened: list[dict[str, Any]] = field(default_factory=list)
+    streams_skipped: list[dict[str, Any]] = field(default_factory=list)
+    # Deposits/withdrawals seen with a non-final status: not stored, fetched again next run.
+    pending_not_stored: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,7 +118,14 @@ def ingest(
     far as Binance keeps it, up to Binance's time of the first balance read. Resumable: cursors
     are committed with each page, so a second call continues a failed run and, after a
     successful one, fetches only what is new. `sleep`/`clock` are injectable (tests never
-    sleep); `page_size` caps every page (tests use it to cross page boundaries)."""
+    sleep); `page_size` caps every page (tests use it to cross page boundaries).
+
+    A product the user never opened (margin, USD-M, COIN-M: Binance answers -3003, -11001,
+    -4109, or -2015 while the key still reads its apiRestrictions) is not an error: it has no
+    snapshot, its streams are skipped, and both are said in the report (`products_not_opened`,
+    `streams_skipped`) and in the stream coverage. A rejected key still fails the run.
+    Deposits and withdrawals not final yet are not stored (`pending_not_stored`); every run
+    walks them again from 7 days back, or from the oldest one still pending (streams.py)."""
     client = Client(settings, credentials, timeout=timeout, sleep=sleep, clock=clock)
     run = Ingestor(client, session_factory(session_factory_or_engine), data_source_id)
     run.page_size, run.progress = page_size, progress
@@ -137,6 +152,8 @@ class Ingestor:
         self.isolated_pairs: list[str] = []
         self.sub_accounts: list[str] = []
         self._exchange: dict[str, tuple[str, str, bool]] | None = None
+        # (stream, partition) -> the oldest pending row time of this run, the previous mark
+        self._pending: dict[tuple[str, str], dict[str, Any]] = {}
 
     def run(self, start: date | None, end: date | None) -> IngestionReport:
         # Current balances are read on every run, whatever start/end say (CONTRACT.md).
@@ -145,6 +162,10 @@ class Ingestor:
         self.report.snapshots = snapshots.rows
         self.assets, self.cross_assets = snapshots.assets, snapshots.cross_assets
         self.isolated_pairs, self.sub_accounts = snapshots.isolated_pairs, snapshots.sub_accounts
+        self.report.products_not_opened = snapshots.not_opened
+        closed = {
+            entry["product"] for entry in snapshots.not_opened if entry["sub_account"] is None
+        }
         self.now_ms = int(snapshots.now.timestamp() * 1000)
         self.start_ms = _day_ms(start) if start else int(HISTORY_START.timestamp() * 1000)
         self.end_ms = self.now_ms
@@ -153,9 +174,13 @@ class Ingestor:
         self.report.now, self.report.start = snapshots.now, to_datetime(self.start_ms)
         self.report.end = to_datetime(self.end_ms)
         self.report.account_snapshots = take_account_snapshots(
-            self.client, self.factory, self.data_source_id, self.now_ms
+            self.client, self.factory, self.data_source_id, self.now_ms, closed
         )
+        self._reopened(closed)
         for stream in STREAMS:
+            if stream.product in closed:
+                self._skip(stream, snapshots.not_opened)
+                continue
             if stream.partitions == "spot_symbols":
                 self._symbols(stream, "spot")
             elif stream.partitions == "margin_symbols":
@@ -174,6 +199,44 @@ class Ingestor:
                 },
             )
         return self.report
+
+    def _skip(self, stream: Stream, not_opened: list[dict[str, Any]]) -> None:
+        """A stream of a product the user never opened: nothing to fetch, said so (never
+        silently) in the coverage and the report."""
+        entry = next(
+            e for e in not_opened if (e["product"], e["sub_account"]) == (stream.product, None)
+        )
+        reason = f"{_NOT_FETCHED}{entry['reason']}"
+        self.store.coverage(
+            stream.name,
+            "",
+            fetched_from=None,
+            fetched_to=None,
+            unavailable_before=None,
+            reason=reason,
+        )
+        self.report.streams_skipped.append(
+            {"stream": stream.name, "product": stream.product, "reason": reason}
+        )
+        log.warning(
+            "binance stream skipped: product not opened",
+            extra={"provider": PROVIDER, "stream": stream.name, "product": stream.product},
+        )
+
+    def _reopened(self, closed: set[str]) -> None:
+        """A product opened since a run that skipped it: its streams are fetched again, so the
+        "not opened" reason no longer holds."""
+        opened = [s.name for s in STREAMS if s.product is not None and s.product not in closed]
+        with self.factory() as session, session.begin():
+            session.execute(
+                update(StreamCoverage)
+                .where(
+                    StreamCoverage.data_source_id == self.data_source_id,
+                    StreamCoverage.stream.in_(opened),
+                    StreamCoverage.reason.like(f"{_NOT_FETCHED}%"),
+                )
+                .values(reason=None)
+            )
 
     def finish_report(self) -> None:
         stats = self.client.stats
@@ -238,8 +301,13 @@ class Ingestor:
         self, stream: Stream, partition: Partition
     ) -> Callable[[list[dict[str, Any]], dict[str, Any]], None]:
         key, _params, context = partition
+        pending = stream.pending
 
         def save(rows: list[dict[str, Any]], cursor: dict[str, Any]) -> None:
+            if pending is not None:
+                waiting = [row for row in rows if pending(row)]
+                rows = [row for row in rows if not pending(row)]
+                self._pending_seen(stream, key, waiting, cursor)
             records = [
                 (
                     stream.record_type,
@@ -263,9 +331,53 @@ class Ingestor:
 
         return save
 
+    def _pending_seen(
+        self, stream: Stream, key: str, rows: list[dict[str, Any]], cursor: dict[str, Any]
+    ) -> None:
+        """Keep, in the cursor about to be saved, the oldest row still pending: the next run
+        walks again from there. Until this run's walk ends, the previous run's mark stays."""
+        state = self._pending.setdefault((stream.name, key), {"since": None})
+        for row in rows:
+            at = stream.time_of(row)
+            state["since"] = at if state["since"] is None else min(state["since"], at)
+            self.report.pending_not_stored.append(
+                {
+                    "stream": stream.name,
+                    "id": str(row.get("id")),
+                    "status": row.get("status"),
+                    "time": to_datetime(at).isoformat(),
+                }
+            )
+        marks = [m for m in (state["since"], state.get("previous")) if m is not None]
+        cursor["pending_since"] = min(marks) if marks else None
+        state["cursor"] = cursor
+
+    def _rewind(self, stream: Stream, key: str, cursor: dict[str, Any]) -> dict[str, Any]:
+        """Walk a stream whose rows settle later again from SETTLE_REWALK before now, or from
+        its oldest row still pending (streams.py)."""
+        previous = cursor.get("pending_since")
+        self._pending[(stream.name, key)] = {"since": None, "previous": previous}
+        if "next_start" not in cursor:
+            return cursor
+        since = self.now_ms - int(SETTLE_REWALK.total_seconds() * 1000)
+        if previous is not None:
+            since = min(since, int(previous))
+        if cursor["next_start"] <= since:
+            return cursor
+        return {**cursor, "next_start": since, "window_end": None, "position": {}}
+
+    def _settled(self, stream: Stream, key: str) -> None:
+        """The walk ended: the pending mark is now this run's alone."""
+        state = self._pending.pop((stream.name, key), {})
+        cursor = state.get("cursor")
+        if cursor is not None and cursor.get("pending_since") != state.get("since"):
+            self.store.save_page(stream.name, key, [], {**cursor, "pending_since": state["since"]})
+
     def _run(self, stream: Stream, partition: Partition) -> dict[str, Any]:
         key, params, _context = partition
         cursor = self.store.cursor(stream.name, key)
+        if stream.pending is not None:
+            cursor = self._rewind(stream, key, cursor)
         size = self._size(stream)
         save = self._save(stream, partition)
         start_ms, unavailable = self.start_ms, None
@@ -340,6 +452,8 @@ class Ingestor:
             fetch=fetch,
             save=save,
         )
+        if stream.pending is not None:
+            self._settled(stream, key)
         self._coverage(
             stream,
             key,

@@ -218,8 +218,11 @@ def map_deposit(payload: dict[str, Any]) -> list[TransactionDraft]:
         raise MappingError(f"unknown deposit status {status}")
     account = AccountRef(_wallet(payload), _sub(payload))
     legs = (move(account, req(payload, "coin"), dec(payload, "amount")),)
-    # insertTime is when Binance credits the wallet (completeTime can be later for locked ones).
-    return _one("deposit", ms_time(payload, "insertTime"), payload.get("id"), legs)
+    # A completed deposit (1) is credited when it completes: one pending over a daily balance read
+    # is not in that read, so booking it at insertTime would break two days. A credited-but-
+    # locked one (6) counts toward the balance from when Binance inserted it.
+    credited = "completeTime" if status == 1 and payload.get("completeTime") else "insertTime"
+    return _one("deposit", ms_time(payload, credited), payload.get("id"), legs)
 
 
 _WITHDRAWAL_STATUS = {
@@ -364,11 +367,19 @@ def _transfer_status(payload: dict[str, Any]) -> None:
 
 
 def _transfer_legs(
-    legs: list[tuple[str | None, str | None, str | None, Decimal]], asset: str
+    legs: list[tuple[str | None, str | None, str | None, Decimal]],
+    asset: str,
+    *,
+    sub_account_futures: bool = False,
 ) -> list[MovementDraft]:
+    """The legs the transfer ledger books. A futures wallet's legs come from its own income feed
+    (TRANSFER rows), except a sub-account's seen from the master (`sub_account_futures`): the
+    master key has no income feed for a sub-account's futures (reference §3.12)."""
     booked = []
     for kind, sub_account, key, amount in legs:
-        if kind is None or kind in FUTURES_ACCOUNTS:
+        if kind is None:
+            continue
+        if kind in FUTURES_ACCOUNTS and not (sub_account_futures and sub_account is not None):
             continue
         if kind == "isolated_margin" and not key:
             raise MappingError("isolated-margin leg without its symbol")
@@ -438,6 +449,7 @@ def map_sub_account_transfer(payload: dict[str, Any]) -> list[TransactionDraft]:
             side("toEmail", "toAccountType", "toSymbol", amount),
         ],
         req(payload, "asset"),
+        sub_account_futures=True,
     )
     return _one("transfer", ms_time(payload, "createTimeStamp"), payload.get("tranId"), legs)
 

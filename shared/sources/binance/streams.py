@@ -44,6 +44,14 @@ TRANSFER_TYPES = (
     "MAIN_PORTFOLIO_MARGIN",
     "PORTFOLIO_MARGIN_MAIN",
 )
+# Deposits and withdrawals are listed before they complete, with a non-final status, and later
+# under the same id with the final one. Staging rows are immutable (ON CONFLICT DO NOTHING), so
+# a non-final row is never stored: it is fetched again until it is final. Every run walks these
+# streams again from SETTLE_REWALK before Binance's time (or from the oldest row still pending,
+# if older), so a row that completes later is stored with its final status.
+SETTLE_REWALK = timedelta(days=7)
+DEPOSIT_PENDING = frozenset({0, 8})  # pending, waiting user confirmation (reference §3.2)
+WITHDRAWAL_PENDING = frozenset({0, 2, 4})  # email sent, awaiting approval, processing
 ISOLATED_TRANSFER_TYPES = {
     "ISOLATEDMARGIN_MARGIN": "fromSymbol",
     "MARGIN_ISOLATEDMARGIN": "toSymbol",
@@ -65,6 +73,16 @@ def _withdraw_time(row: dict[str, Any]) -> int:
     # applyTime is a "YYYY-MM-DD HH:MM:SS" UTC string (reference §3.2), not ms.
     parsed = datetime.strptime(row["applyTime"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
+
+
+def _status_in(statuses: frozenset[int]) -> Callable[[dict[str, Any]], bool]:
+    def pending(row: dict[str, Any]) -> bool:
+        try:
+            return int(row.get("status")) in statuses  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False  # stored: the ETL reports a status it cannot read
+
+    return pending
 
 
 @dataclass(frozen=True)
@@ -94,6 +112,10 @@ class Stream:
     more: Callable[[Any], bool] | None = None
     row_time: Callable[[dict[str, Any]], int] | None = None
     lookback_reason: str | None = None
+    # The product (margin, usdm, coinm) the stream reads: skipped when the user never opened it.
+    product: str | None = None
+    # Rows not final yet (see SETTLE_REWALK): not stored, fetched again next run.
+    pending: Callable[[dict[str, Any]], bool] | None = None
 
     @property
     def name(self) -> str:
@@ -106,16 +128,17 @@ class Stream:
 _EARN = "/sapi/v1/simple-earn"
 STREAMS: tuple[Stream, ...] = (
     Stream("deposit", "/sapi/v1/capital/deposit/hisrec", 1, "offset", 1000, "insertTime",
-           window=90 * DAY - timedelta(milliseconds=1)),
+           window=90 * DAY - timedelta(milliseconds=1), pending=_status_in(DEPOSIT_PENDING)),
     Stream("withdrawal", "/sapi/v1/capital/withdraw/history", 18000, "offset", 1000, "applyTime",
-           window=90 * DAY - timedelta(milliseconds=1), uid=True, row_time=_withdraw_time),
+           window=90 * DAY - timedelta(milliseconds=1), uid=True, row_time=_withdraw_time,
+           pending=_status_in(WITHDRAWAL_PENDING)),
     Stream("convert", "/sapi/v1/convert/tradeFlow", 3000, "split", 1000, "createTime",
            window=30 * DAY, rows=_key("list"), uid=True,
            more=lambda reply: bool((reply or {}).get("moreData"))),
     Stream("dust", "/sapi/v1/asset/dribblet", 1, "single", 100, "operateTime",
            rows=_key("userAssetDribblets")),
     Stream("margin_dust", "/sapi/v1/margin/dribblet", 1, "single", 100, "operateTime",
-           rows=_key("userAssetDribblets")),
+           rows=_key("userAssetDribblets"), product="margin"),
     Stream("asset_dividend", "/sapi/v1/asset/assetDividend", 10, "split", 500, "divTime",
            window=180 * DAY, rows=_key("rows")),
     Stream("universal_transfer", "/sapi/v1/asset/transfer", 1, "current", 100, "timestamp",
@@ -143,23 +166,25 @@ STREAMS: tuple[Stream, ...] = (
            "time", window=30 * DAY, rows=_key("rows"), size_param="size"),
     Stream("margin_borrow_repay", "/sapi/v1/margin/borrow-repay", 10, "current", 100,
            "timestamp", window=7 * DAY, rows=_key("rows"), partitions="borrow_repay",
-           size_param="size"),
+           size_param="size", product="margin"),
     Stream("margin_interest", "/sapi/v1/margin/interestHistory", 1, "current", 100,
            "interestAccuredTime", window=30 * DAY, lookback=90 * DAY, rows=_key("rows"),
            partitions="margin_accounts", size_param="size",
-           lookback_reason="Binance keeps margin interest for the last 90 days only"),
+           lookback_reason="Binance keeps margin interest for the last 90 days only",
+           product="margin"),
     Stream("usdm_income", "/fapi/v1/income", 30, "page", 1000, "time", window=7 * DAY,
            lookback=90 * DAY,
            lookback_reason="Binance keeps USD-M income for the last 3 months only; older "
-           "history needs the /fapi/v1/income/asyn export"),
-    Stream("coinm_income", "/dapi/v1/income", 20, "page", 1000, "time", window=365 * DAY),
+           "history needs the /fapi/v1/income/asyn export", product="usdm"),
+    Stream("coinm_income", "/dapi/v1/income", 20, "page", 1000, "time", window=365 * DAY,
+           product="coinm"),
     Stream("sub_account_transfer", "/sapi/v1/sub-account/universalTransfer", 1, "page", 500,
            "createTimeStamp", window=7 * DAY - timedelta(milliseconds=1), rows=_key("result"),
            partitions="sub_transfers"),
     Stream("spot_trade", "/api/v3/myTrades", 20, "from_id", 1000, "time",
            partitions="spot_symbols"),
     Stream("margin_trade", "/sapi/v1/margin/myTrades", 10, "from_id", 1000, "time",
-           partitions="margin_symbols"),
+           partitions="margin_symbols", product="margin"),
 )  # fmt: skip
 STREAMS_BY_NAME = {stream.name: stream for stream in STREAMS}
 assert set(STREAMS_BY_NAME) == set(RECORD_TYPES), "every record type has exactly one stream"

@@ -107,6 +107,8 @@ def expected_rows(history: History, now_ms: int, start: date | None = None) -> s
     found = set()
     for event in history.visible(now_ms):
         stream = STREAMS_BY_NAME[event.stream]
+        if stream.pending is not None and stream.pending(event.row_at(now_ms)):
+            continue  # not final yet: fetched again until it is (streams.SETTLE_REWALK)
         limit = stream.lookback.total_seconds() * 1000 if stream.lookback else None
         if limit is not None and event.time < now_ms - limit + 60_000:
             continue

@@ -125,6 +125,9 @@ def test_snapshots_hold_every_account_at_the_reply_time(binance_account) -> None
         ("earn", None),
         ("spot", "sub1@coinfrs.test"),
         ("spot", "sub2@coinfrs.test"),
+        # Beyond spot, sub1 opened margin and USD-M futures; sub2 nothing (reference §3.12).
+        ("cross_margin", "sub1@coinfrs.test"),
+        ("usdm_futures", "sub1@coinfrs.test"),
     }
     now = account.simulator.now
     assert {r.snapshot_timestamp for r in own} == {now.replace(microsecond=0)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -87,7 +87,9 @@ def deposit(**changes) -> dict:
 def test_deposit_credits_the_wallet_of_walletType(status, wallet, account):
     row = deposit(status=status, walletType=wallet)
     assert legs("deposit", row) == {(account, "ETH", D("0.5"), "principal")}
-    assert one("deposit", row).occurred_at == WHEN
+    # Completed (1): credited when it completed. Credited-but-locked (6): from its insertion.
+    credited = WHEN + timedelta(minutes=1) if status == 1 else WHEN
+    assert one("deposit", row).occurred_at == credited
 
 
 @pytest.mark.parametrize("status", [0, 2, 7, 8])

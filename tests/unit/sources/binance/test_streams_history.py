@@ -98,13 +98,14 @@ def _moves(
         account = ("usdm_futures" if stream == "usdm_income" else "coinm_futures", None, None)
         return [(account, row["asset"], D(row["income"]))]
     if stream == "sub_account_transfer":
+        kinds = {"SPOT": "spot", "MARGIN": "cross_margin", "USDT_FUTURE": "usdm_futures"}
 
-        def who(email: str) -> Any:
-            return ("spot", None if email == master_email() else email, None)
+        def who(email: str, kind: str) -> Any:
+            return (kinds[kind], None if email == master_email() else email, None)
 
         return [
-            (who(row["fromEmail"]), row["asset"], -D(row["amount"])),
-            (who(row["toEmail"]), row["asset"], D(row["amount"])),
+            (who(row["fromEmail"], row["fromAccountType"]), row["asset"], -D(row["amount"])),
+            (who(row["toEmail"], row["toAccountType"]), row["asset"], D(row["amount"])),
         ]
     raise AssertionError(f"no meaning for {stream}")
 
@@ -156,3 +157,55 @@ def test_every_record_type_has_one_declared_stream() -> None:
         assert stream.paging in ("from_id", "offset", "page", "current", "split", "single")
         if stream.paging in ("offset", "page", "current", "split"):
             assert stream.window is not None, stream.name
+
+
+def test_a_user_without_margin_or_futures_has_no_event_there() -> None:
+    history = History(6, days=12, products={"spot", "funding", "earn"})
+    touched = {account[0] for e in history.events for account, _a, _d in e.moves}
+    assert touched.isdisjoint({"cross_margin", "isolated_margin", "coinm_futures"})
+    assert not any(k[0] == "usdm_futures" and k[1] is None for k in history.balances_at(10**14))
+    assert {e.stream for e in history.events}.isdisjoint(
+        {"margin_trade", "margin_interest", "margin_borrow_repay", "usdm_income", "coinm_income"}
+    )
+    assert not history.opened("margin") and history.opened("usdm", "sub1@coinfrs.test")
+    assert not history.opened("usdm", "sub2@coinfrs.test")
+
+
+def test_sub1_futures_are_funded_from_the_master() -> None:
+    history = History(7, days=3)
+    balances = history.balances_at(history.end)
+    assert balances[("usdm_futures", "sub1@coinfrs.test", None, "USDT")] == Decimal(250)
+
+
+@pytest.mark.parametrize("kind", ["deposit", "withdrawal"])
+def test_a_pending_row_is_served_pending_then_final_under_one_id(kind) -> None:
+    options = {f"pending_{kind}_day": 1}
+    history = History(8, days=4, **options)
+    (event,) = [e for e in history.events if e.settles_at is not None]
+    stream = STREAMS_BY_NAME[kind]
+    assert stream.pending is not None
+    before, after = event.row_at(event.settles_at - 1), event.row_at(event.settles_at)
+    assert before["id"] == after["id"]
+    assert stream.pending(before) and not stream.pending(after)
+    wallet = ("spot", "funding")[event.row["walletType"]]
+    key = (wallet, None, None, event.row["coin"])
+
+    def step(at: int) -> Decimal:  # what happened to the balance exactly at `at`
+        return history.balances_at(at).get(key, D(0)) - history.balances_at(at - 1).get(key, D(0))
+
+    if kind == "deposit":  # credited once completed
+        assert not event.moved(event.settles_at - 1) and event.moved(event.settles_at)
+        assert step(event.time) == 0 and step(event.settles_at) == D(event.row["amount"])
+    else:  # debited when applied for
+        assert event.moved(event.time)
+        total = D(event.row["amount"]) + D(event.row["transactionFee"])
+        assert step(event.time) == -total and step(event.settles_at) == 0
+
+
+def test_final_statuses_are_stored_and_unreadable_ones_left_to_the_etl() -> None:
+    deposit, withdrawal = STREAMS_BY_NAME["deposit"], STREAMS_BY_NAME["withdrawal"]
+    assert deposit.pending and withdrawal.pending
+    assert [s for s in range(10) if deposit.pending({"status": s})] == [0, 8]
+    assert [s for s in range(10) if withdrawal.pending({"status": s})] == [0, 2, 4]
+    assert deposit.pending({"status": "0"}) and not deposit.pending({"status": "x"})
+    assert not deposit.pending({})
