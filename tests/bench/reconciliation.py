@@ -58,7 +58,7 @@ def _seed(engine, days: int, assets: int, rng: random.Random) -> tuple[uuid.UUID
             if day:
                 for (account, asset), held in balance.items():
                     for leg in range(2):
-                        amount = Decimal(rng.randint(-10**5, 10**5)) / 10**4
+                        amount = Decimal(rng.randint(-(10**5), 10**5)) / 10**4
                         tx, when = uuid.uuid4(), as_of - timedelta(hours=12 - leg)
                         transactions.append(
                             f"{tx}\t{source}\ttrade\t{when.isoformat()}\t\\N\tbench\t{tx}\t{tx}\t0"
