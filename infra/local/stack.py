@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -157,6 +157,8 @@ class Simulated:
     """What the stack simulates, for `make run` to use: a read-only Binance key, the mail sink."""
 
     binance_key: tuple[str, str] | None = None
+    binance: Any = None
+    history: Any = None
     history_start: date | None = None
     mail: SmtpSink | None = None
 
@@ -182,6 +184,7 @@ def provider_simulators(port: int) -> Iterator[Simulated]:
             for name in ("BINANCE_SPOT_URL", "BINANCE_USDM_URL", "BINANCE_COINM_URL"):
                 os.environ[name] = running.url
             simulated.binance_key = running.simulator.add_hmac_key("read_only")
+            simulated.binance, simulated.history = running.simulator, history
             print(f"binance simulator: {running.url} (key {simulated.binance_key[0]} is read-only)")
         if not _configured("FIREBLOCKS_URL"):
             running = started.enter_context(fireblocks.serve())
@@ -279,27 +282,51 @@ def _seed_demo(api: str, simulated: Simulated) -> list[str]:
             f"  data sources    {statuses}",
         ]
         for source in sources:
-            lines += _sync(client, headers, source, simulated.history_start)
+            lines += _sync(client, headers, source, simulated)
     return lines
 
 
-def _sync(
+REPLAYED_DAYS = 7
+
+
+def _run_sync(
     client: httpx.Client, headers: dict[str, str], source: dict, start: date | None
-) -> list[str]:
-    """Sync one data source through the pipeline and report what it did."""
+) -> dict:
+    """One sync through the pipeline, waited for: the finished job (or its error)."""
     body = {"start": start.isoformat()} if start else {}
     started = client.post(f"/datasources/{source['id']}/sync", headers=headers, json={"data": body})
     if started.status_code != 202:
-        return [f"  sync            {source['name']}: {started.json()['error']['message']}"]
+        return {"status": "refused", "error": started.json()["error"]["message"]}
     job_id = started.json()["data"]["job_id"]
     deadline = time.monotonic() + 300
     job = client.get(f"/jobs/{job_id}", headers=headers).json()["data"]
     while job["status"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.2)
         job = client.get(f"/jobs/{job_id}", headers=headers).json()["data"]
-    if job["status"] != "succeeded":
-        return [f"  sync            {source['name']}: {job['status']} {job['error'] or ''}"]
-    ingest, etl = job["progress"].get("ingest", {}), job["progress"].get("etl", {})
+    return job
+
+
+def _sync(
+    client: httpx.Client, headers: dict[str, str], source: dict, simulated: Simulated
+) -> list[str]:
+    """Run the daily pipeline over the simulator's history: a backfill as of REPLAYED_DAYS ago,
+    then one daily run per day (00:30 UTC on the simulator's clock), so the last days are
+    reconciled against reads of their own. Reports what the runs did."""
+    jobs = []
+    if simulated.binance is not None and simulated.history is not None:
+        history = simulated.history
+        first = history.days - REPLAYED_DAYS
+        for day in range(first, history.days + 1):
+            simulated.binance.now = history.start + timedelta(days=day, minutes=30)
+            jobs.append(_run_sync(client, headers, source, simulated.history_start))
+        simulated.binance.now = None
+    else:
+        jobs.append(_run_sync(client, headers, source, None))
+    failed = [job for job in jobs if job["status"] != "succeeded"]
+    if failed:
+        return [f"  sync            {source['name']}: {failed[0]['status']} {failed[0]['error']}"]
+    ingested = [job["progress"].get("ingest", {}) for job in jobs]
+    etl_failed = sum(job["progress"].get("etl", {}).get("failed", 0) for job in jobs)
     query = {"data_source_id": source["id"], "limit": 500}
     positions = client.get("/positions/", headers=headers, params={"data_source_id": source["id"]})
     transactions, cursor = 0, None
@@ -314,12 +341,40 @@ def _sync(
         if cursor is None:
             break
     return [
-        f"  sync            {source['name']}: succeeded",
-        f"  ingested        {len(ingest.get('streams_done') or [])} streams, "
-        f"{ingest.get('records_inserted', 0)} raw records, {ingest.get('api_calls', 0)} API calls, "
-        f"{ingest.get('snapshots', 0)} balance reads",
-        f"  ledger          {transactions} transactions, {etl.get('failed', 0)} raw records failed",
+        f"  daily runs      {len(jobs)} succeeded ({source['name']})",
+        f"  ingested        {len(ingested[0].get('streams_done') or [])} streams, "
+        f"{sum(i.get('records_inserted', 0) for i in ingested)} raw records, "
+        f"{sum(i.get('api_calls', 0) for i in ingested)} API calls, "
+        f"{sum(i.get('snapshots', 0) for i in ingested)} balance reads",
+        f"  ledger          {transactions} transactions, {etl_failed} raw records failed",
         f"  positions       {len(positions.json()['data'])} (account, asset) balances",
+        *_reconciled(client, headers, source),
+    ]
+
+
+def _reconciled(client: httpx.Client, headers: dict[str, str], source: dict) -> list[str]:
+    """What the daily check said about every day reconciled so far."""
+    rows, cursor = [], None
+    while True:
+        params = {"data_source_id": source["id"], "limit": 500}
+        page = client.get(
+            "/reconciliation/history",
+            headers=headers,
+            params={**params, **({"cursor": cursor} if cursor else {})},
+        ).json()
+        rows += page["data"]
+        cursor = page["meta"]["next_cursor"]
+        if cursor is None:
+            break
+    days = sorted({row["date"] for row in rows})
+    by_status = {status: sum(row["status"] == status for row in rows)
+                 for status in ("matched", "mismatch", "missing_data")}  # fmt: skip
+    closed = sorted({row["date"] for row in rows if row["status"] == "matched"})
+    return [
+        f"  reconciled      {len(days)} days, {len(closed)} closed exactly: "
+        f"{by_status['matched']} matched, {by_status['mismatch']} mismatch, "
+        f"{by_status['missing_data']} missing data (a first read has no earlier one to prove)",
+        f"  mismatches      {by_status['mismatch']}",
     ]
 
 

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from infra.simulators.binance_history import History
-from shared.db.models import Movement, RawBinanceData, Transaction
-from shared.messaging.messages import IngestRequested, RawIngested
+from shared.db.models import Alert, Movement, RawBinanceData, ReconciliationResult, Transaction
+from shared.messaging.messages import CanonicalUpdated, IngestRequested, RawIngested
 
 
 @pytest.fixture
@@ -108,13 +108,63 @@ def test_every_message_delivered_twice_changes_nothing(connected, pipeline, engi
         "data_source_id": uuid.UUID(data_source_id),
         "provider": "binance",
     }
+    reconciled = _reconciliation_state(engine, data_source_id)
+    assert reconciled[0], "the sync reconciled the day it closed"
     again = IngestRequested(**ids)
     pipeline.bus.enqueue(*again.route(), again, task_name=f"again-{job_id}")
     pipeline.bus.publish(RawIngested.TOPIC, RawIngested(**ids))
+    pipeline.bus.publish(CanonicalUpdated.TOPIC, CanonicalUpdated(**ids))
     pipeline.bus.drain(timeout=120)
     assert _counts(engine, data_source_id) == before
+    assert _reconciliation_state(engine, data_source_id) == reconciled
     assert api.get(f"/jobs/{job_id}").json()["data"] == job
     assert pipeline.bus.dead_letters == [] and pipeline.bus.dropped_tasks == []
+
+
+def _reconciliation_state(engine, data_source_id):
+    """(current results as comparable tuples, number of alerts) of one data source."""
+    with engine.connect() as connection:
+        results = connection.execute(
+            select(
+                ReconciliationResult.day,
+                ReconciliationResult.account_id,
+                ReconciliationResult.asset,
+                ReconciliationResult.status,
+                ReconciliationResult.difference,
+            ).where(
+                ReconciliationResult.data_source_id == data_source_id,
+                ReconciliationResult.current.is_(True),
+            )
+        ).all()
+        alerts = connection.execute(
+            select(func.count()).select_from(Alert).where(Alert.data_source_id == data_source_id)
+        ).scalar()
+    return sorted(map(tuple, results), key=repr), alerts
+
+
+def test_an_etl_failing_every_delivery_is_dead_lettered_and_fails_the_job(
+    connected, pipeline, monkeypatch
+):
+    import dataclasses
+
+    from shared.sources import registry
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the ledger is unreachable")
+
+    binance = registry.source_types()["binance"]
+    monkeypatch.setitem(registry._REGISTRY, "binance", dataclasses.replace(binance, etl=broken))
+    api, data_source_id, history, _ = connected
+    job_id = _sync(api, data_source_id, history)
+    pipeline.bus.drain(timeout=120)
+    job = api.get(f"/jobs/{job_id}").json()["data"]
+    assert job["status"] == "failed" and job["error"] == "RuntimeError"
+    [dead] = pipeline.bus.dead_letters
+    assert (dead.destination, dead.target, dead.attempts) == (
+        "raw-ingested-dead-letter",
+        "binance_etl",
+        4,
+    )
 
 
 def test_a_step_failing_every_attempt_fails_the_job(connected, pipeline, providers):
