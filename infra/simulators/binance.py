@@ -44,7 +44,6 @@ from urllib.parse import parse_qsl, unquote_plus
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from infra.simulators.binance_history import (
@@ -59,6 +58,7 @@ from infra.simulators.binance_history import (
     master_email,
     s,
 )
+from infra.simulators.serving import RunningSimulator, bind, start
 
 # What apiRestrictions reports for a key nobody granted anything (reference §2's fields).
 READ_ONLY_RESTRICTIONS: dict[str, Any] = {
@@ -1338,47 +1338,13 @@ def _envelope(
     return rows
 
 
-class _QuietHandler(WSGIRequestHandler):
-    # The access log would print every signed query string (signature included) to the output.
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-    # The simulator writes its own `Date` (its business clock); the base class would add another.
-    def send_response(self, code: int, message: str | None = None) -> None:
-        self.send_response_only(code, message)
-        self.send_header("Server", self.version_string())
-
-
-@dataclass
-class RunningSimulator:
-    """A simulator served over HTTP on 127.0.0.1 in a daemon thread; `close()` stops it."""
-
-    simulator: BinanceSimulator
-    server: BaseWSGIServer
-    thread: threading.Thread
-    url: str
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-    def __enter__(self) -> RunningSimulator:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
 def serve(
     simulator: BinanceSimulator | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> RunningSimulator:
     """Serve `simulator` (a new default one if None) on host:port (0: a free port)."""
     simulator = simulator or BinanceSimulator()
-    server = make_server(host, port, simulator, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="binance", daemon=True)
-    thread.start()
-    return RunningSimulator(simulator, server, thread, f"http://{host}:{server.server_port}")
+    server, url = bind(simulator, host, port, own_date=True)
+    return start(simulator, server, url, "binance")
 
 
 def main(argv: list[str]) -> int:

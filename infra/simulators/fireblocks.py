@@ -39,8 +39,9 @@ from urllib.parse import quote
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from infra.simulators.serving import RunningSimulator, bind, start
 
 MAX_TOKEN_LIFETIME_SECONDS = 55
 # Clock skew tolerated on `iat`, so a client a second ahead is not refused with -12.
@@ -440,43 +441,14 @@ def _code_of(response: Response) -> int | None:
     return body.get("code") if isinstance(body, dict) else None
 
 
-class _QuietHandler(WSGIRequestHandler):
-    # The access log adds nothing the request record lacks and clutters test output.
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-@dataclass
-class RunningSimulator:
-    """A simulator served over HTTP on 127.0.0.1 in a daemon thread; `close()` stops it."""
-
-    simulator: FireblocksSimulator
-    server: BaseWSGIServer
-    thread: threading.Thread
-    url: str
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-    def __enter__(self) -> RunningSimulator:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
 def serve(
     simulator: FireblocksSimulator | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> RunningSimulator:
     """Serve `simulator` (a new one if None) on host:port (0: a free port); `url` is the host
     root, what FIREBLOCKS_URL takes."""
     simulator = simulator or FireblocksSimulator()
-    server = make_server(host, port, simulator, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="fireblocks", daemon=True)
-    thread.start()
-    return RunningSimulator(simulator, server, thread, f"http://{host}:{server.server_port}")
+    server, url = bind(simulator, host, port)
+    return start(simulator, server, url, "fireblocks")
 
 
 def main(argv: list[str]) -> int:

@@ -31,8 +31,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from infra.simulators.serving import RunningSimulator, bind, start
 
 DEFAULT_CLIENT_ID = "coinfrs-local.apps.googleusercontent.com"
 DEFAULT_CLIENT_SECRET = "GOCSPX-local-simulator-secret"
@@ -526,49 +527,15 @@ class GoogleOidcSimulator:
         return _json({"reset": True})
 
 
-class _QuietHandler(WSGIRequestHandler):
-    # The access log would print every authorize query (state, nonce) into the test output.
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-@dataclass
-class RunningSimulator:
-    """A simulator served over HTTP on 127.0.0.1 in a daemon thread; `close()` stops it."""
-
-    simulator: GoogleOidcSimulator
-    server: BaseWSGIServer
-    thread: threading.Thread
-    url: str
-
-    @property
-    def discovery_url(self) -> str:
-        return f"{self.url}/.well-known/openid-configuration"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-    def __enter__(self) -> RunningSimulator:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
 def serve(
     simulator: GoogleOidcSimulator | None = None, host: str = "127.0.0.1", port: int = 0
 ) -> RunningSimulator:
     """Serve `simulator` (a new default one if None) on host:port (0: a free port)."""
     simulator = simulator or GoogleOidcSimulator()
-    server = make_server(host, port, simulator, threaded=True, request_handler=_QuietHandler)
-    url = f"http://{host}:{server.server_port}"
+    server, url = bind(simulator, host, port)
     if simulator.issuer is None:
         simulator.issuer = url
-    thread = threading.Thread(target=server.serve_forever, name="google-oidc", daemon=True)
-    thread.start()
-    return RunningSimulator(simulator, server, thread, url)
+    return start(simulator, server, url, "google-oidc")
 
 
 def main(argv: list[str]) -> int:

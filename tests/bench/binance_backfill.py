@@ -9,6 +9,7 @@ import os
 import sys
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +19,8 @@ os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 40)
 os.environ.setdefault("ENCRYPTION_KEY", base64.b64encode(b"b" * 32).decode())
 
 from sqlalchemy import create_engine, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+
+from tests.bench.database import bench_database  # noqa: E402
 
 GOAL_RATIO = 1.2
 
@@ -105,22 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     from infra.simulators.binance import BinanceSimulator, serve
     from infra.simulators.binance_history import History
     from shared.config import load_settings
-    from shared.db import migrate
     from shared.sources.binance.credentials import HmacCredentials
     from shared.sources.binance.ingestion import ingest
 
-    server = os.environ.get("TEST_DATABASE_URL")
-    embedded = None
-    if not server:
-        from infra.local.postgres import EmbeddedPostgres
-
-        embedded = EmbeddedPostgres(ROOT / ".local" / "bench-postgres")
-        server = embedded.start()
-    name = f"coinfrs_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    databases = ExitStack()
+    url = databases.enter_context(bench_database())
     engine = create_engine(url)
     started = time.perf_counter()
     history = History(args.seed, days=args.days)
@@ -133,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     simulator.feeds.clock = clock.time
     api_key, secret = simulator.add_hmac_key("read_only")
     try:
-        migrate.upgrade(engine)
         data_source_id = _data_source(engine)
         with serve(simulator) as running:
             settings = load_settings(
@@ -174,11 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"coverage gaps: {[(g['stream'], g['partition']) for g in report.coverage_gaps]}")
     finally:
         engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        if embedded is not None:
-            embedded.stop()
+        databases.close()
     return 0
 
 

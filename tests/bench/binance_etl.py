@@ -12,6 +12,7 @@ import random
 import sys
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +22,8 @@ os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 40)
 os.environ.setdefault("ENCRYPTION_KEY", base64.b64encode(b"b" * 32).decode())
 
 from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+
+from tests.bench.database import bench_database  # noqa: E402
 
 GOAL = 50_000
 T0 = 1_700_000_000_000
@@ -141,24 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from shared.config import load_settings
-    from shared.db import migrate
     from shared.sources.binance.etl import run_etl
 
-    server = os.environ.get("TEST_DATABASE_URL")
-    embedded = None
-    if not server:
-        from infra.local.postgres import EmbeddedPostgres
-
-        embedded = EmbeddedPostgres(ROOT / ".local" / "bench-postgres")
-        server = embedded.start()
-    name = f"coinfrs_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    databases = ExitStack()
+    url = databases.enter_context(bench_database())
     engine = create_engine(url)
     try:
-        migrate.upgrade(engine)
         data_source_id = _data_source(engine)
         started = time.perf_counter()
         _generate(engine, data_source_id, args.records)
@@ -189,11 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
     finally:
         engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        if embedded is not None:
-            embedded.stop()
+        databases.close()
     return 0
 
 

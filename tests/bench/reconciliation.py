@@ -9,6 +9,7 @@ import random
 import sys
 import time
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,8 +20,9 @@ os.environ.setdefault("COINFRS_ENV_FILE", "")
 os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 40)
 os.environ.setdefault("ENCRYPTION_KEY", base64.b64encode(b"b" * 32).decode())
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from tests.bench.database import bench_database  # noqa: E402
 
 ACCOUNT_TYPES = ("spot", "funding", "cross_margin", "usdm_futures", "coinm_futures", "earn")
 
@@ -89,27 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assets", type=int, default=50)
     args = parser.parse_args(argv)
 
-    server = os.environ.get("TEST_DATABASE_URL")
-    embedded = None
-    if not server:
-        from infra.local.postgres import EmbeddedPostgres
-
-        embedded = EmbeddedPostgres(ROOT / ".local" / "bench-postgres")
-        server = embedded.start()
-    name = f"coinfrs_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    databases = ExitStack()
+    url = databases.enter_context(bench_database())
     os.environ["DATABASE_URL"] = url
     try:
         from shared.config import bootstrap
-        from shared.db import migrate
         from shared.db.engine import get_engine
         from shared.services import reconciliation
 
         engine = get_engine()
-        migrate.upgrade(engine)
         started = time.perf_counter()
         source, first = _seed(engine, args.days, args.assets, random.Random(7))
         print(f"seeded {args.days} days x {args.assets} assets x {len(ACCOUNT_TYPES)} accounts "
@@ -124,11 +114,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({run.counts})")  # fmt: skip
         engine.dispose()
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        if embedded is not None:
-            embedded.stop()
+        databases.close()
     return 0
 
 

@@ -4,45 +4,19 @@ keeps failing ends in a `failed` job the API shows."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import httpx
 import pytest
 from sqlalchemy import func, select
 
-from infra.simulators.binance_history import History
 from shared.db.models import Alert, Movement, RawBinanceData, ReconciliationResult, Transaction
 from shared.messaging.messages import CanonicalUpdated, IngestRequested, RawIngested
 
 
 @pytest.fixture
-def connected(providers, sign_in_user, pipeline):
-    """A signed-in owner whose Binance data source reads a 6-day simulated history."""
-    from shared.services import portfolios
-
-    simulator = providers.binance.simulator
-    history = History("pipeline", days=6)
-    simulator.now = history.end + timedelta(minutes=30)
-    owner = sign_in_user()
-    portfolio = portfolios.create_portfolio(owner.id, "Fund", None)
-    entity = portfolios.create_entity(owner.id, {"portfolio_id": portfolio.id, "name": "Ltd"})
-    api_key, secret = simulator.add_hmac_key("read_only", history=history)
-    api = httpx.Client(base_url=f"{pipeline.base}/api/v1", headers=owner.headers, timeout=60)
-    created = api.post(
-        "/datasources/",
-        json={
-            "data": {
-                "entity_id": str(entity.id),
-                "type": "binance",
-                "name": "main",
-                "credentials": {"api_key": api_key, "api_secret": secret},
-            }
-        },
-    )
-    assert created.status_code == 201, created.json()
-    yield api, created.json()["data"]["id"], history, api_key
-    simulator.now = None
-    api.close()
+def connected(connect_binance, pipeline):
+    """A signed-in owner's Binance data source reading a 6-day simulated history:
+    (api client, data source id, history, api key)."""
+    source = connect_binance(pipeline.base)
+    return source.api, source.data_source_id, source.history, source.api_key
 
 
 def _sync(api, data_source_id, history):
