@@ -11,6 +11,7 @@ from werkzeug.wrappers import Request
 from shared.auth.sessions import COOKIE_NAME, COOKIE_PATH, REFRESH_TOKEN_LIFETIME
 from shared.config import Runtime
 from shared.errors import NotFound
+from shared.http.models import ReplyModel
 from shared.http.routing import Call, Router
 from shared.services import auth
 
@@ -63,3 +64,12 @@ def uuid_path(call: Call, name: str = "id") -> uuid.UUID:
         return uuid.UUID(call.path[name])
     except ValueError:
         raise NotFound("no such resource") from None
+
+
+class AccountReply(ReplyModel):
+    """CONTRACT.md `account`: type, the Binance sub-account email, the key telling apart accounts
+    of one type (isolated-margin symbol, Fireblocks vault id)."""
+
+    type: str
+    sub_account: str | None
+    key: str | None

@@ -10,8 +10,7 @@ from flask import Request
 from pydantic import Field
 from werkzeug.wrappers import Response
 
-from functions.api.common import signed_in_router
-from functions.api.transactions import AccountReply
+from functions.api.common import AccountReply, signed_in_router
 from shared.config import bootstrap
 from shared.http.models import ReplyModel, RequestModel
 from shared.http.routing import Call

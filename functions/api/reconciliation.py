@@ -11,8 +11,7 @@ from flask import Request
 from pydantic import model_validator
 from werkzeug.wrappers import Response
 
-from functions.api.common import signed_in_router
-from functions.api.transactions import AccountReply
+from functions.api.common import AccountReply, signed_in_router
 from shared.config import bootstrap
 from shared.http.envelope import Page
 from shared.http.models import PageQuery, ReplyModel, RequestModel

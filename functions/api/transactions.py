@@ -11,7 +11,7 @@ from flask import Request
 from pydantic import Field
 from werkzeug.wrappers import Response
 
-from functions.api.common import signed_in_router
+from functions.api.common import AccountReply, signed_in_router
 from shared.config import bootstrap
 from shared.db.models import TransactionType
 from shared.http.envelope import Page
@@ -31,12 +31,6 @@ class TransactionQuery(PageQuery):
     end: date | None = Field(default=None, description="Last UTC day (inclusive).")
     asset: str | None = Field(default=None, max_length=32)
     type: TransactionType | None = None
-
-
-class AccountReply(ReplyModel):
-    type: str
-    sub_account: str | None
-    key: str | None
 
 
 class MovementReply(ReplyModel):

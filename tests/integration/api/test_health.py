@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine
 
-from shared.config import get_settings
-from shared.db import engine as db_engine
 from shared.db import migrate
 from tests.conftest import _reset_caches, function_client
 
@@ -86,6 +84,3 @@ def test_queue_check_names_an_unreachable_pubsub(health, monkeypatch):
     assert response.status_code == 503
     assert response.get_json()["error"]["details"]["dependency"] in ("pubsub", "cloud_tasks")
 
-
-def test_health_is_settings_driven():
-    assert get_settings().database_url == db_engine.get_settings().database_url
