@@ -19,6 +19,7 @@ from shared.config import Runtime
 from shared.db.engine import get_engine, unit_of_work
 from shared.db.models import DataSource, DataSourceStatus, Job
 from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.http.envelope import jsonable
 from shared.messaging.messages import CanonicalUpdated, IngestRequested, RawIngested
 from shared.services import jobs
 from shared.services.ownership import owned
@@ -85,7 +86,7 @@ def ingest(runtime: Runtime, message: IngestRequested) -> bool:
         end=message.end,
         progress=lambda update: jobs.record(message.job_id, ingest=update),
     )
-    jobs.record(message.job_id, ingest=_plain(report))
+    jobs.record(message.job_id, ingest=jsonable(report))
     runtime.bus.publish(
         RawIngested.TOPIC,
         RawIngested(job_id=message.job_id, data_source_id=source.id, provider=source.type),
@@ -107,18 +108,9 @@ def transform(runtime: Runtime, message: RawIngested) -> bool:
             .where(DataSource.id == source.id)
             .values(last_synced_at=datetime.now(UTC))
         )
-    jobs.succeed(message.job_id, etl=_plain(report))
+    jobs.succeed(message.job_id, etl=jsonable(report))
     runtime.bus.publish(
         CanonicalUpdated.TOPIC,
         CanonicalUpdated(job_id=message.job_id, data_source_id=source.id, provider=source.type),
     )
     return True
-
-
-def _plain(report: Any) -> Any:
-    """A step's report as JSON-ready values (reports are dataclasses or dicts)."""
-    from dataclasses import asdict, is_dataclass
-
-    from pydantic_core import to_jsonable_python
-
-    return to_jsonable_python(asdict(report) if is_dataclass(report) else report)
